@@ -1,10 +1,15 @@
 """The ``rlops`` command line.
 
-Each area registers its commands here with one line, importing lazily inside the
-command so ``rlops --help`` stays fast and serving never imports training code.
+Each area registers its commands here, importing lazily inside the command so
+``rlops --help`` stays fast and serving never imports training code.
 """
 
 from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -13,7 +18,178 @@ app = typer.Typer(
     help="Run reinforcement-learning decision agents in production.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
+log_app = typer.Typer(help="Inspect and export the decision log.", no_args_is_help=True)
+app.add_typer(log_app, name="log")
+
+DEFAULT_LOG = "sqlite:///rlops-data/log.db"
+LogOption = Annotated[
+    str,
+    typer.Option("--log", envvar="RLOPS_LOG", help="Log URL: sqlite:///path or postgresql://..."),
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code=2)
+
+
+@app.command()
+def join(
+    log: LogOption = DEFAULT_LOG,
+    apps: Annotated[
+        list[str] | None, typer.Option("--app", help="Application(s) to join (default: all).")
+    ] = None,
+    follow: Annotated[bool, typer.Option(help="Keep joining until interrupted.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between passes with --follow.")] = 5.0,
+    batch_size: Annotated[int, typer.Option(help="Decisions per transaction.")] = 1000,
+) -> None:
+    """Join decisions whose reward window has closed with their outcomes into examples."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from rlops.apps.defaults import join_configs
+    from rlops.core.errors import RlopsError
+    from rlops.pipeline.join_worker import JoinWorker
+    from rlops.store import open_log
+
+    configs = join_configs()
+    chosen = apps or sorted(configs)
+    unknown = sorted(set(chosen) - set(configs))
+    if unknown:
+        raise _fail(f"unknown app(s) {unknown}; known: {sorted(configs)}")
+    try:
+        decision_log = open_log(log)
+        worker = JoinWorker(decision_log, [configs[a] for a in chosen], batch_size=batch_size)
+    except RlopsError as error:
+        raise _fail(error.message) from None
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as bar:
+        task = bar.add_task("joining", total=None)
+        done = {"examples": 0}
+
+        def show(report: object) -> None:
+            from rlops.store.log import JoinStepReport
+
+            assert isinstance(report, JoinStepReport)
+            done["examples"] += report.joined + report.late_examples
+            bar.update(task, description=f"joining: {done['examples']:,} examples written")
+
+        if follow:
+            stop = threading.Event()
+            try:
+                result = worker.run_forever(interval=interval, stop=stop, progress=show)
+            except KeyboardInterrupt:
+                stop.set()
+                result = None
+        else:
+            result = worker.run_once(progress=show)
+    if result is not None:
+        total = result.total
+        typer.echo(
+            f"joined {total.joined} ({total.defaulted} with the default reward), "
+            f"{total.late_examples} late revisions from {total.late_outcomes} late outcomes, "
+            f"{total.quarantined} outcomes quarantined, {total.released} released"
+        )
+    decision_log.close()
+
+
+@log_app.command("stats")
+def log_stats(
+    log: LogOption = DEFAULT_LOG,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Counts of decisions, outcomes by status and examples."""
+    from dataclasses import asdict
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from rlops.store import open_log
+
+    with open_log(log) as decision_log:
+        stats = decision_log.stats()
+    if as_json:
+        data = asdict(stats)
+        data["decisions_pending"] = stats.decisions_pending
+        data["outcomes_received"] = stats.outcomes_received
+        typer.echo(json.dumps(data, indent=2, sort_keys=True))
+        return
+    table = Table(title=f"decision log {log}")
+    table.add_column("record")
+    table.add_column("status")
+    table.add_column("count", justify="right")
+    table.add_row("decisions", "joined", f"{stats.decisions_joined:,}")
+    table.add_row("decisions", "pending", f"{stats.decisions_pending:,}")
+    table.add_row("decisions", "duplicates ignored", f"{stats.duplicate_decisions:,}")
+    for status, count in stats.outcomes.items():
+        table.add_row("outcomes", status, f"{count:,}")
+    table.add_row("outcomes", "duplicates ignored", f"{stats.duplicate_outcomes:,}")
+    table.add_row("examples", "current", f"{stats.examples_current:,}")
+    table.add_row("examples", "default reward", f"{stats.examples_defaulted:,}")
+    table.add_row("examples", "late revision", f"{stats.examples_late:,}")
+    for spec, count in stats.reward_specs.items():
+        table.add_row("examples", f"reward {spec}", f"{count:,}")
+    Console().print(table)
+
+
+@log_app.command("export")
+def log_export(
+    out: Annotated[Path, typer.Option(help="JSON-lines file to write.")],
+    kind: Annotated[str, typer.Option(help="decisions, outcomes or examples.")] = "decisions",
+    log: LogOption = DEFAULT_LOG,
+    start: Annotated[float | None, typer.Option(help="From this Unix time.")] = None,
+    end: Annotated[float | None, typer.Option(help="Before this Unix time.")] = None,
+) -> None:
+    """Export records as JSON lines (each line reads back with ``Record.from_json``)."""
+    from rlops.store import open_log
+
+    if kind not in ("decisions", "outcomes", "examples"):
+        raise _fail(f"--kind must be decisions, outcomes or examples, not {kind!r}")
+    with open_log(log) as decision_log:
+        count = decision_log.export_jsonl(out, kind=kind, start=start, end=end)  # type: ignore[arg-type]  # checked above
+    typer.echo(f"wrote {count} {kind} to {out}")
+
+
+@app.command()
+def snapshot(
+    app_name: Annotated[str, typer.Option("--app", help="Application whose examples to take.")],
+    out: Annotated[Path, typer.Option(help="Directory for the Parquet snapshot.")] = Path(
+        "rlops-data/snapshots"
+    ),
+    reward_spec: Annotated[
+        str | None, typer.Option(help="Reward hash (default: the app's current reward).")
+    ] = None,
+    log: LogOption = DEFAULT_LOG,
+) -> None:
+    """Write the current examples of an app to a content-addressed Parquet snapshot."""
+    from rlops.apps.defaults import join_configs
+    from rlops.core.errors import RlopsError
+    from rlops.store import open_log
+    from rlops.store.snapshot import write_snapshot
+
+    configs = join_configs()
+    spec = reward_spec or (configs[app_name].reward.hash if app_name in configs else None)
+    with open_log(log) as decision_log:
+        examples = decision_log.examples(app=app_name, reward_spec=spec)
+    try:
+        info = write_snapshot(examples, out)
+    except RlopsError as error:
+        raise _fail(error.message) from None
+    typer.echo(f"snapshot {info.content_id}: {info.rows} examples -> {info.path}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Directory for the demo's log and report.")] = Path(
+        "demo-report"
+    ),
+    decisions: Annotated[int, typer.Option(help="Simulated decisions.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Run the loop on the embedded defaults and print what happened."""
+    from rlops.demo import run_demo
+
+    run_demo(out=out, n_decisions=decisions, seed=seed)
 
 
 def main() -> None:

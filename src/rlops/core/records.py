@@ -28,8 +28,9 @@ def _finite(value: object, name: str) -> float:
 
 def _label(value: object, name: str) -> str:
     if not isinstance(value, str) or not value or len(value) > 256:
-        raise ValidationError(f"{name} must be a non-empty string of at most 256 characters",
-                              field=name)
+        raise ValidationError(
+            f"{name} must be a non-empty string of at most 256 characters", field=name
+        )
     return value
 
 
@@ -41,9 +42,7 @@ def check_features(values: object, name: str = "features") -> dict[str, FeatureV
     for key, value in values.items():
         if not isinstance(key, str) or not key:
             raise ValidationError(f"{name} has a non-string or empty name {key!r}", field=name)
-        if isinstance(value, bool | str):
-            out[key] = value
-        elif isinstance(value, int):
+        if isinstance(value, bool | str | int):
             out[key] = value
         else:
             out[key] = _finite(value, f"{name}.{key}")

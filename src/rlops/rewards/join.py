@@ -57,8 +57,7 @@ class JoinConfig:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.window_seconds) and self.window_seconds >= 0):
-            raise ValidationError("window_seconds must be finite and >= 0",
-                                  field="window_seconds")
+            raise ValidationError("window_seconds must be finite and >= 0", field="window_seconds")
         for name, agg in {"*": self.aggregation, **self.signal_aggregation}.items():
             if agg not in AGGREGATIONS:
                 raise ValidationError(
@@ -166,6 +165,9 @@ def rescore(examples: Iterable[Example], reward: RewardFunction) -> list[Example
             out.append(replace(example, reward_spec=reward.hash))
             continue
         result = reward(example.signals)
-        out.append(replace(example, reward=result.total, components=result.components,
-                           reward_spec=reward.hash))
+        out.append(
+            replace(
+                example, reward=result.total, components=result.components, reward_spec=reward.hash
+            )
+        )
     return out

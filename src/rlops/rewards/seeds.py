@@ -20,10 +20,18 @@ def advisor_spec(version: str = "1") -> RewardSpec:
         name="advisor",
         version=version,
         terms=(
-            RewardTerm("sharpe", "ratio", 1.0, {"numerator": "portfolio_return",
-                                                "denominator": "volatility", "eps": SHARPE_EPS}),
-            RewardTerm("drawdown_penalty", "excess", -DRAWDOWN_WEIGHT,
-                       {"signal": "max_drawdown", "threshold": DRAWDOWN_THRESHOLD}),
+            RewardTerm(
+                "sharpe",
+                "ratio",
+                1.0,
+                {"numerator": "portfolio_return", "denominator": "volatility", "eps": SHARPE_EPS},
+            ),
+            RewardTerm(
+                "drawdown_penalty",
+                "excess",
+                -DRAWDOWN_WEIGHT,
+                {"signal": "max_drawdown", "threshold": DRAWDOWN_THRESHOLD},
+            ),
             RewardTerm("engagement", "signal", ENGAGEMENT_WEIGHT, {"signal": "engagement_score"}),
         ),
     )
@@ -47,10 +55,10 @@ def pricing_spec(
         name="pricing",
         version=version,
         terms=(
-            RewardTerm("conversion_margin", "product", 1.0,
-                       {"left": "converted", "right": "margin_rate"}),
-            RewardTerm("abandonment", "signal", -abandonment_penalty,
-                       {"signal": "abandoned_cart"}),
+            RewardTerm(
+                "conversion_margin", "product", 1.0, {"left": "converted", "right": "margin_rate"}
+            ),
+            RewardTerm("abandonment", "signal", -abandonment_penalty, {"signal": "abandoned_cart"}),
             RewardTerm("flicker", "signal", -flicker_penalty, {"signal": "price_changes"}),
             RewardTerm("clearance_bonus", "signal", clearance_bonus, {"signal": "clearance_met"}),
         ),

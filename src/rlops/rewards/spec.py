@@ -80,8 +80,12 @@ class RewardTerm:
         object.__setattr__(self, "params", dict(self.params))
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "weight": self.weight,
-                "params": dict(self.params)}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "weight": self.weight,
+            "params": dict(self.params),
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RewardTerm:

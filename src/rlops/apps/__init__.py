@@ -1,0 +1,1 @@
+"""The reference applications' settings, as any user would write their own."""

@@ -1,0 +1,163 @@
+"""SQLite engine: the embedded default, one file in WAL mode.
+
+``synchronous=FULL`` makes every commit durable (the WAL is fsync'd), so an appended
+batch survives power loss, not only a crash; batching amortises the fsync. ``BEGIN
+IMMEDIATE`` takes the write lock up front, which serialises writers across processes: a
+decision's sequence number is therefore committed in order, and the join worker can pick
+up new decisions by a cursor over it. Time-range reads scan (no index on ``ts``): the
+append path keeps only the unique index that idempotency needs.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rlops.store.engine import Tx
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    ts REAL NOT NULL,
+    app TEXT NOT NULL,
+    unit_id TEXT NOT NULL,
+    arm TEXT NOT NULL,
+    policy_version TEXT NOT NULL,
+    features TEXT NOT NULL,
+    action_ids TEXT NOT NULL,
+    action_id TEXT NOT NULL,
+    propensity REAL NOT NULL,
+    explored INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pending (
+    event_id TEXT PRIMARY KEY,
+    app TEXT NOT NULL,
+    ts REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pending_due ON pending (app, ts);
+CREATE TABLE IF NOT EXISTS join_cursor (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO join_cursor VALUES (1, 0);
+CREATE TABLE IF NOT EXISTS outcomes (
+    seq INTEGER PRIMARY KEY,
+    outcome_id TEXT NOT NULL UNIQUE,
+    event_id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    signals TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    status TEXT NOT NULL DEFAULT 'new'
+);
+CREATE INDEX IF NOT EXISTS outcomes_event ON outcomes (event_id, status);
+CREATE INDEX IF NOT EXISTS outcomes_open ON outcomes (status) WHERE status <> 'joined';
+CREATE TABLE IF NOT EXISTS examples (
+    event_id TEXT NOT NULL,
+    reward_spec TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    app TEXT NOT NULL,
+    ts REAL NOT NULL,
+    joined_at REAL NOT NULL,
+    reward REAL NOT NULL,
+    late INTEGER NOT NULL,
+    defaulted INTEGER NOT NULL,
+    is_current INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (event_id, reward_spec, revision)
+);
+CREATE INDEX IF NOT EXISTS examples_current ON examples (app, reward_spec, is_current, ts);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO counters VALUES ('duplicate_decisions', 0), ('duplicate_outcomes', 0);
+CREATE TABLE IF NOT EXISTS join_progress (
+    app TEXT PRIMARY KEY,
+    steps INTEGER NOT NULL,
+    examples INTEGER NOT NULL,
+    last_step_at REAL NOT NULL
+);
+"""
+
+
+class _SqliteTx:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self._conn.execute(sql, params).rowcount
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._conn.execute(sql, params).fetchall()
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._conn.executemany(sql, rows)
+
+
+class SqliteEngine:
+    name = "sqlite"
+
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
+        self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(
+            str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        self._lock = threading.RLock()
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute(f"PRAGMA synchronous={synchronous}")
+        self._conn.execute("PRAGMA busy_timeout=30000")
+        with self.write() as tx:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    tx.execute(statement)
+
+    @contextmanager
+    def write(self) -> Iterator[_SqliteTx]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SqliteTx(self._conn)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[_SqliteTx]:
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield _SqliteTx(self._conn)
+            finally:
+                self._conn.execute("COMMIT")
+
+    def lock_join(self, tx: Tx) -> None:
+        """Nothing to do: ``BEGIN IMMEDIATE`` already holds the database's write lock."""
+
+    def lock_append(self, tx: Tx) -> None:
+        """Nothing to do: writers are serialised, so sequence numbers commit in order."""
+
+    def lock_ingest(self, tx: Tx) -> None:
+        """Nothing to do: no append can be in flight while this transaction writes."""
+
+    def insert_ignore(
+        self, tx: Tx, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> int:
+        before = self._conn.total_changes
+        tx.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+            f"({', '.join('?' * len(columns))}) ON CONFLICT DO NOTHING",
+            rows,
+        )
+        return self._conn.total_changes - before
+
+    def any_of(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        return f"{column} IN ({', '.join('?' * len(values))})", list(values)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,162 @@
+"""The decision-log contract: every backend (SQLite, PostgreSQL) must pass all of it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rlops.core import Decision, Outcome, ValidationError
+from rlops.rewards import JoinConfig, pricing_reward, pricing_spec
+from rlops.rewards.spec import RewardFunction
+from rlops.store import SqlDecisionLog
+from tests.factories import decision, outcome
+
+CONFIG = JoinConfig("pricing", pricing_reward, window_seconds=100.0, default_reward=-0.1)
+
+
+def test_append_is_batched_idempotent_and_counted(log: SqlDecisionLog) -> None:
+    batch = [decision(i) for i in range(50)]
+    assert log.append_decisions(batch).inserted == 50
+    again = log.append_decisions([*batch[:10], decision(50)])
+    assert (again.inserted, again.duplicates) == (1, 10)
+    assert log.count_decisions() == 51
+    outs = [outcome(i, i) for i in range(20)]
+    assert log.append_outcomes(outs).inserted == 20
+    assert log.append_outcomes(outs[:5]).duplicates == 5
+    stats = log.stats()
+    assert (stats.decisions, stats.duplicate_decisions) == (51, 10)
+    assert (stats.outcomes_received, stats.duplicate_outcomes) == (20, 5)
+
+
+def test_reads_by_time_range_and_app_round_trip_records(log: SqlDecisionLog) -> None:
+    batch = [decision(i) for i in range(30)] + [decision(100, app="advisor")]
+    log.append_decisions(batch)
+    got = log.decisions(start=1005.0, end=1010.0)
+    assert [d.event_id for d in got] == [f"e{i:06d}" for i in range(5, 10)]
+    assert got == batch[5:10]
+    assert log.count_decisions(start=1005.0, end=1010.0) == 5
+    assert log.decisions(app="advisor") == [batch[-1]]
+    assert list(log.iter_decisions(page=7)) == batch
+    assert log.decisions(limit=3) == batch[:3]
+    log.append_outcomes([outcome(i, i) for i in range(5)])
+    assert log.count_outcomes(start=1002.0, end=1004.0) == 2
+    assert log.outcomes(event_id="e000003") == [outcome(3, 3)]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["not a decision"],
+        [decision(1), {"event_id": "x"}],
+        "e1",
+    ],
+)
+def test_bad_batches_raise_and_write_nothing(log: SqlDecisionLog, bad: Any) -> None:
+    with pytest.raises(ValidationError):
+        log.append_decisions(bad)
+    with pytest.raises(ValidationError):
+        log.append_outcomes(bad)
+    assert log.count_decisions() == 0 and log.count_outcomes() == 0
+
+
+def test_join_scores_closed_windows_and_defaults_empty_ones(log: SqlDecisionLog) -> None:
+    log.append_decisions([decision(i) for i in range(10)])
+    log.append_outcomes(
+        [
+            outcome(1, 1, converted=1, margin_rate=0.3),
+            outcome(2, 1, abandoned_cart=1),
+            outcome(3, 2, converted=1, margin_rate=0.5),
+        ]
+    )
+    early = log.join_step(CONFIG, now=1000.0 + 5 + 99.9)  # e0..e5 windows still open
+    assert early.joined == 5  # e0..e4: ts + 100 <= 1104.9
+    log.join_step(CONFIG, now=2000.0)
+    examples = {e.event_id: e for e in log.examples(app="pricing")}
+    assert len(examples) == 10
+    assert examples["e000001"].reward == pytest.approx(0.3 - 0.5)
+    assert examples["e000001"].components == pytest.approx(
+        {"conversion_margin": 0.3, "abandonment": -0.5, "flicker": 0.0, "clearance_bonus": 0.0}
+    )
+    assert examples["e000002"].reward == pytest.approx(0.5)
+    assert examples["e000000"].defaulted and examples["e000000"].reward == -0.1
+    assert log.stats().outcomes["joined"] == 3
+    assert log.count_examples(app="pricing", since=1500.0) == 5
+
+
+def test_quarantine_keeps_unknown_outcomes_and_releases_them(log: SqlDecisionLog) -> None:
+    stray = outcome(1, 7, converted=1, margin_rate=0.2)
+    log.append_outcomes([stray])
+    assert log.join_step(CONFIG, now=0.0).quarantined == 1
+    assert log.outcome_status(stray.outcome_id) == "quarantined"
+    assert log.outcomes(status="quarantined") == [stray]
+    log.append_decisions([decision(7)])  # the decision turns up after all
+    report = log.join_step(CONFIG, now=5000.0)
+    assert report.released == 1 and report.joined == 1
+    assert log.outcome_status(stray.outcome_id) == "joined"
+    assert log.examples()[0].reward == pytest.approx(0.2)
+
+
+def test_late_outcome_gives_a_new_revision(log: SqlDecisionLog) -> None:
+    log.append_decisions([decision(1)])
+    log.append_outcomes([outcome(1, 1, converted=1, margin_rate=0.3)])
+    log.join_step(CONFIG, now=5000.0)
+    log.append_outcomes([outcome(2, 1, ts=4000.0, clearance_met=1)])
+    report = log.join_step(CONFIG, now=6000.0)
+    assert (report.late_examples, report.late_outcomes) == (1, 1)
+    current = log.examples()
+    assert len(current) == 1
+    assert current[0].revision == 1 and current[0].late
+    assert current[0].reward == pytest.approx(1.3)
+    history = log.examples(current_only=False)
+    assert [e.revision for e in history] == [0, 1]
+    stats = log.stats()
+    assert stats.outcomes["late"] == 1 and stats.examples_late == 1
+    assert log.outcome_status("o000002") == "late"
+
+
+def test_rescore_adds_a_version_and_keeps_the_old(log: SqlDecisionLog) -> None:
+    log.append_decisions([decision(i) for i in range(4)])
+    log.append_outcomes(
+        [outcome(i, i, converted=1, margin_rate=0.3, price_changes=1) for i in range(3)]
+    )
+    log.join_step(CONFIG, now=9999.0)
+    new = RewardFunction(pricing_spec(version="2", flicker_penalty=0.3))
+    assert log.rescore(app="pricing", source_spec=pricing_reward.hash, reward=new) == 4
+    assert log.rescore(app="pricing", source_spec=pricing_reward.hash, reward=new) == 0
+    old = log.examples(reward_spec=pricing_reward.hash)
+    fresh = log.examples(reward_spec=new.hash)
+    assert [e.reward for e in old][:3] == pytest.approx([0.28] * 3)
+    assert [e.reward for e in fresh][:3] == pytest.approx([0.0] * 3)
+    assert log.stats().reward_specs == {pricing_reward.hash: 4, new.hash: 4}
+    with pytest.raises(ValidationError):
+        log.rescore(app="pricing", source_spec=new.hash, reward=new)
+
+
+def test_export_jsonl_round_trips(log: SqlDecisionLog, tmp_path: Path) -> None:
+    batch = [decision(i) for i in range(12)]
+    log.append_decisions(batch)
+    log.append_outcomes([outcome(1, 1)])
+    path = tmp_path / "decisions.jsonl"
+    assert log.export_jsonl(path, kind="decisions") == 12
+    assert [Decision.from_json(json.loads(line)) for line in path.read_text().splitlines()] == batch
+    assert log.export_jsonl(tmp_path / "o.jsonl", kind="outcomes") == 1
+    assert Outcome.from_json(json.loads((tmp_path / "o.jsonl").read_text())) == outcome(1, 1)
+
+
+def test_join_fault_rolls_back_the_whole_step(log: SqlDecisionLog) -> None:
+    log.append_decisions([decision(i) for i in range(5)])
+    log.append_outcomes([outcome(i, i) for i in range(5)])
+
+    def boom(point: str) -> None:
+        if point == "outcomes_marked":
+            raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        log.join_step(CONFIG, now=9999.0, fault=boom)
+    stats = log.stats()
+    assert stats.examples == 0 and stats.decisions_joined == 0 and stats.outcomes["new"] == 5
+    log.join_step(CONFIG, now=9999.0)
+    assert log.stats().examples == 5 and log.stats().outcomes["joined"] == 5

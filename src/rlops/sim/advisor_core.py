@@ -111,6 +111,8 @@ class AdvisorStep:
     signals: dict[str, FloatArray]
     followed: npt.NDArray[np.bool_]
     day: int
+    date: np.datetime64  # the decision's trading day
+    window_end: np.datetime64  # the last trading day of its reward window
 
 
 class AdvisorCore:
@@ -211,4 +213,5 @@ class AdvisorCore:
             "max_drawdown": drawdown,
             "engagement_score": engagement_after,
         }
-        return AdvisorStep(signals, followed, day)
+        dates = self.market.dates
+        return AdvisorStep(signals, followed, day, dates[day], dates[day + c.window_days])

@@ -46,8 +46,9 @@ def _pricing_loop() -> int:
 
 def _advisor_vector() -> int:
     config = AdvisorConfig(n_users=USERS)
-    market, first, last = build_market(MARKET, np.random.default_rng(0),
-                                       lookback=TRAILING_DAYS, window=config.window_days)
+    market, first, last = build_market(
+        MARKET, np.random.default_rng(0), lookback=TRAILING_DAYS, window=config.window_days
+    )
     core = AdvisorCore(config, market, first, last, np.random.default_rng(0))
     actions = np.full(USERS, 2, dtype=np.int64)
     days = 60
@@ -71,17 +72,29 @@ def _advisor_loop() -> int:
 def run() -> list[BenchResult]:
     results = []
     for name, unit, vector, loop, floor in [
-        ("sim_pricing_customer_steps", "customer-steps/s", _pricing_vector, _pricing_loop,
-         1_000_000.0),
+        (
+            "sim_pricing_customer_steps",
+            "customer-steps/s",
+            _pricing_vector,
+            _pricing_loop,
+            1_000_000.0,
+        ),
         ("sim_advisor_user_days", "user-days/s", _advisor_vector, _advisor_loop, 0.0),
     ]:
         fast = best_rate(vector)
         slow = best_rate(loop)
         ratio = fast / slow
         target = ">= 20x" + (f" and >= {floor:,.0f}/s" if floor else "")
-        results.append(BenchResult(
-            name=name, value=fast, unit=unit, baseline="gymnasium per-step loop",
-            baseline_value=slow, ratio=ratio, target=target,
-            passed=ratio >= 20.0 and fast >= floor,
-        ))
+        results.append(
+            BenchResult(
+                name=name,
+                value=fast,
+                unit=unit,
+                baseline="gymnasium per-step loop",
+                baseline_value=slow,
+                ratio=ratio,
+                target=target,
+                passed=ratio >= 20.0 and fast >= floor,
+            )
+        )
     return results

@@ -18,7 +18,6 @@ from rlops.core import (
     RlopsError,
     ValidationError,
 )
-
 from rlops.sim import register_envs
 
 __version__ = "0.1.0"

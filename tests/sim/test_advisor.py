@@ -30,7 +30,8 @@ def test_history_spans_the_shipped_dates_and_returns() -> None:
 def test_cash_compounds_to_the_monthly_risk_free_rate() -> None:
     market = history().window("2007-03-01", "2007-03-31")
     rf = frenchdata.load()["RF"]
-    march = float(rf.iloc[list(rf.index.asi8).index(200703)]) / 100.0
+    months = list(rf.index.asi8)  # type: ignore[attr-defined]  # a DatetimeIndex
+    march = float(rf.iloc[months.index(200703)]) / 100.0
     growth = np.prod(1.0 + market.returns[:, ASSETS.index("cash")]) - 1.0
     assert growth == pytest.approx(march, rel=1e-9)
 
@@ -62,11 +63,11 @@ def test_decision_signals_are_the_followed_portfolio_over_the_window() -> None:
     daily = market.returns[first + 1 : first + 31] @ held.T
     expected = np.prod(1.0 + daily, axis=0) - 1.0
     assert step.signals["portfolio_return"] == pytest.approx(expected, rel=1e-6)
-    total = advisor_reward(
-        {k: float(v[0]) for k, v in step.signals.items()}
-    ).total
-    r, v, d, e = (step.signals[k][0] for k in
-                  ("portfolio_return", "volatility", "max_drawdown", "engagement_score"))
+    total = advisor_reward({k: float(v[0]) for k, v in step.signals.items()}).total
+    r, v, d, e = (
+        step.signals[k][0]
+        for k in ("portfolio_return", "volatility", "max_drawdown", "engagement_score")
+    )
     assert total == pytest.approx(r / (v + 1e-8) - 10 * max(0.0, d - 0.15) + 0.1 * e)
 
 
@@ -76,8 +77,9 @@ def test_new_strategies_can_join_the_catalog() -> None:
     catalog = ADVISOR_ACTIONS.add(Action("income", (0.2, 0.0, 0.7, 0.1, 0.06)))
     spec = MarketSpec(start="2013-01-02", end="2013-03-29")
     market, first, last = build_market(spec, np.random.default_rng(0), lookback=20, window=30)
-    core = AdvisorCore(AdvisorConfig(n_users=10), market, first, last,
-                       np.random.default_rng(0), catalog)
+    core = AdvisorCore(
+        AdvisorConfig(n_users=10), market, first, last, np.random.default_rng(0), catalog
+    )
     step = core.step(np.full(10, catalog.index("income"), dtype=np.int64))
     assert np.isfinite(step.signals["portfolio_return"]).all()
 

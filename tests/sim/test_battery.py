@@ -10,8 +10,8 @@ import pytest
 
 from rlops.core.errors import ValidationError
 from rlops.rewards import advisor_reward, pricing_reward
-from rlops.sim.battery import BatteryConfig, evaluate
 from rlops.sim.baselines import AdvisorRules, FixedAction, PricingRules, act, named_policy
+from rlops.sim.battery import BatteryConfig, evaluate
 from rlops.sim.gate import Threshold, Thresholds, check, run_gate
 from rlops.sim.pricing_core import PRICING_ACTIONS, PRICING_SCHEMA
 from rlops.sim.scenarios import scenarios_for
@@ -49,7 +49,8 @@ def test_baseline_passes_its_own_relative_gate() -> None:
 
 def test_thresholds_load_json_and_toml(tmp_path: Path) -> None:
     (tmp_path / "t.toml").write_text(
-        'app = "advisor"\n[[thresholds]]\nmetric = "reward"\nvalue = 0.5\nscenario = "crisis_2008"\n'
+        'app = "advisor"\n[[thresholds]]\n'
+        'metric = "reward"\nvalue = 0.5\nscenario = "crisis_2008"\n'
     )
     loaded = Thresholds.load(tmp_path / "t.toml")
     assert loaded.rules == (Threshold("reward", 0.5, scenario="crisis_2008"),)
@@ -61,8 +62,9 @@ def test_thresholds_load_json_and_toml(tmp_path: Path) -> None:
 
 
 def test_relative_thresholds_need_the_baseline() -> None:
-    result = evaluate(FixedAction("price_change"), "pricing", config=FAST,
-                      scenarios=scenarios_for("pricing")[:1])
+    result = evaluate(
+        FixedAction("price_change"), "pricing", config=FAST, scenarios=scenarios_for("pricing")[:1]
+    )
     rules = Thresholds("pricing", (Threshold("reward", 0.0, relative_to="baseline_delta"),))
     with pytest.raises(ValidationError):
         check(result, rules)
@@ -89,8 +91,14 @@ def test_vector_reward_equals_the_scalar_reward(reward: object) -> None:
 
     assert isinstance(reward, RewardFunction)
     rng = np.random.default_rng(0)
-    names = sorted({p for t in reward.spec.terms for k, p in t.params.items()
-                    if k in ("signal", "numerator", "denominator", "left", "right")})
+    names = sorted(
+        {
+            p
+            for t in reward.spec.terms
+            for k, p in t.params.items()
+            if k in ("signal", "numerator", "denominator", "left", "right")
+        }
+    )
     signals = {name: rng.normal(size=100) for name in names}
     totals = vector_reward(reward, signals)
     for i in range(100):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -20,7 +21,7 @@ SHORT_PRICING = PricingConfig(clearance_window_hours=24.0, clearance_target=20)
 SHORT_MARKET = MarketSpec(start="2013-01-02", end="2013-03-29")
 
 
-def _envs() -> list[gym.Env[np.ndarray, int]]:
+def _envs() -> list[Any]:
     return [PricingEnv(SHORT_PRICING), AdvisorEnv(market=SHORT_MARKET)]
 
 
@@ -33,12 +34,12 @@ def test_registered_envs_pass_the_checker(env_id: str) -> None:
         check_env(env.unwrapped)
 
 
-def _trajectory(env: gym.Env[np.ndarray, int], seed: int, steps: int) -> list[tuple[object, ...]]:
+def _trajectory(env: Any, seed: int, steps: int) -> list[tuple[object, ...]]:
     obs, _ = env.reset(seed=seed)
     actions = np.random.default_rng(seed)
     out: list[tuple[object, ...]] = [(obs.tobytes(),)]
     for _ in range(steps):
-        action = int(actions.integers(env.action_space.n))  # type: ignore[attr-defined]
+        action = int(actions.integers(env.action_space.n))
         obs, reward, terminated, truncated, info = env.step(action)
         out.append((obs.tobytes(), reward, terminated, truncated, sorted(info["signals"].items())))
         if terminated or truncated:

@@ -10,6 +10,7 @@ import pytest
 
 from rlops.core import Decision, Outcome
 from rlops.rewards import join_decision
+from rlops.sim.advisor_core import AdvisorConfig
 from rlops.sim.baselines import UniformRandom, named_policy
 from rlops.sim.logging import (
     advisor_records,
@@ -20,7 +21,6 @@ from rlops.sim.logging import (
 )
 from rlops.sim.market_data import MarketSpec
 from rlops.sim.pricing_core import PRICING_SCHEMA, PricingConfig
-from rlops.sim.advisor_core import AdvisorConfig
 from rlops.sim.rollout import advisor_run, pricing_run
 from rlops.sim.vector_reward import vector_reward
 
@@ -42,9 +42,9 @@ class ListSink:
 
 def _pricing() -> tuple[list[Decision], list[Outcome], list[float]]:
     transitions = list(pricing_run(UniformRandom(), SHORT, seed=0, windows=1))
-    rewards = [float(r) for t in transitions
-               for r in vector_reward(join_config("pricing").reward,
-                                      t.pricing.signals)]  # type: ignore[union-attr]
+    steps = [t.pricing for t in transitions if t.pricing is not None]
+    reward = join_config("pricing").reward
+    rewards = [float(r) for step in steps for r in vector_reward(reward, step.signals)]
     decisions, outcomes = pricing_records(transitions, run_id="run1", start_ts=START)
     return decisions, outcomes, rewards
 
@@ -58,11 +58,17 @@ def test_pricing_run_joins_to_the_simulator_rewards() -> None:
     decisions, outcomes, rewards = _pricing()
     assert len(decisions) == len(rewards)
     assert all(d.ts >= START for d in decisions)
-    by_event = {k: list(g) for k, g in itertools.groupby(
-        sorted(outcomes, key=lambda o: o.event_id), key=lambda o: o.event_id)}
+    by_event = {
+        k: list(g)
+        for k, g in itertools.groupby(
+            sorted(outcomes, key=lambda o: o.event_id), key=lambda o: o.event_id
+        )
+    }
     config = join_config("pricing")
-    joined = [join_decision(d, by_event[d.event_id], config, joined_at=START + 1e6).reward
-              for d in decisions]
+    joined = [
+        join_decision(d, by_event[d.event_id], config, joined_at=START + 1e6).reward
+        for d in decisions
+    ]
     assert joined == pytest.approx(rewards, abs=1e-12)
     clearance = [o for o in outcomes if "clearance_met" in o.signals]
     assert len(clearance) >= SHORT.n_products
@@ -71,8 +77,9 @@ def test_pricing_run_joins_to_the_simulator_rewards() -> None:
 
 def test_advisor_records_carry_window_signals_and_dates() -> None:
     market = MarketSpec(start="2010-05-03", end="2010-05-07")
-    transitions = list(advisor_run(named_policy("advisor", "baseline"),
-                                   AdvisorConfig(n_users=4), market, seed=0))
+    transitions = list(
+        advisor_run(named_policy("advisor", "baseline"), AdvisorConfig(n_users=4), market, seed=0)
+    )
     decisions, outcomes = advisor_records(transitions, run_id="adv")
     assert len(decisions) == len(outcomes) == 5 * 4
     assert decisions[0].ts == 1272844800.0  # 2010-05-03 00:00 UTC
@@ -94,6 +101,7 @@ def test_simulated_traffic_through_the_real_log_and_join(tmp_path: Path) -> None
     clock = ManualClock(max(o.ts for o in outcomes) + 2 * 86_400)
     config = join_config("pricing")
     join_worker.JoinWorker(log, {"pricing": config}, clock).run_once()
-    examples = {e.event_id: e.reward
-                for e in log.examples(app="pricing", reward_spec=config.reward.hash)}
+    examples = {
+        e.event_id: e.reward for e in log.examples(app="pricing", reward_spec=config.reward.hash)
+    }
     assert [examples[d.event_id] for d in decisions] == pytest.approx(rewards, abs=1e-12)

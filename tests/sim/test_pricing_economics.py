@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 import numpy as np
@@ -32,8 +33,14 @@ def test_conversion_probability_falls_as_price_rises() -> None:
 
 
 def _conversions(price_ratio: float) -> float:
-    config = PricingConfig(n_products=300, initial_price_ratio=price_ratio, floor_ratio=0.5,
-                           ceiling_ratio=2.0, initial_inventory=100_000, clearance_target=10)
+    config = PricingConfig(
+        n_products=300,
+        initial_price_ratio=price_ratio,
+        floor_ratio=0.5,
+        ceiling_ratio=2.0,
+        initial_inventory=100_000,
+        clearance_target=10,
+    )
     core = PricingCore(config, np.random.default_rng(5))
     hold = np.full(config.n_products, HOLD)
     return float(sum(core.step(hold).signals["converted"].sum() for _ in range(200)))
@@ -41,12 +48,17 @@ def _conversions(price_ratio: float) -> float:
 
 def test_market_conversions_fall_as_price_rises_with_the_same_customers() -> None:
     sales = [_conversions(r) for r in (0.8, 0.9, 1.0, 1.1, 1.2)]
-    assert all(a > b for a, b in zip(sales, sales[1:], strict=False))
+    assert all(a > b for a, b in itertools.pairwise(sales))
 
 
 def test_inventory_never_negative_and_price_within_floor_and_ceiling() -> None:
-    config = PricingConfig(n_products=200, initial_inventory=5, restock_units=2,
-                           clearance_window_hours=48.0, clearance_target=5)
+    config = PricingConfig(
+        n_products=200,
+        initial_inventory=5,
+        restock_units=2,
+        clearance_window_hours=48.0,
+        clearance_target=5,
+    )
     core = PricingCore(config, np.random.default_rng(1))
     rng = np.random.default_rng(2)
     for _ in range(500):
@@ -74,12 +86,20 @@ def test_clearance_signal_only_on_the_last_step_of_its_window() -> None:
 
 def test_reward_matches_hand_computation_on_a_fixed_trajectory() -> None:
     # Sale at 110 with cost 60 after a +10% change: margin (110-60)/110, flicker 0.02.
-    sale = {"converted": 1.0, "margin_rate": 50.0 / 110.0, "abandoned_cart": 0.0,
-            "price_changes": 1.0}
-    abandon = {"converted": 0.0, "margin_rate": 0.4, "abandoned_cart": 1.0,
-               "price_changes": 0.0}
-    last = {"converted": 0.0, "margin_rate": 0.4, "abandoned_cart": 0.0,
-            "price_changes": 0.0, "clearance_met": 1.0}
+    sale = {
+        "converted": 1.0,
+        "margin_rate": 50.0 / 110.0,
+        "abandoned_cart": 0.0,
+        "price_changes": 1.0,
+    }
+    abandon = {"converted": 0.0, "margin_rate": 0.4, "abandoned_cart": 1.0, "price_changes": 0.0}
+    last = {
+        "converted": 0.0,
+        "margin_rate": 0.4,
+        "abandoned_cart": 0.0,
+        "price_changes": 0.0,
+        "clearance_met": 1.0,
+    }
     expected = [50.0 / 110.0 - 0.02, -0.5, 1.0]
     got = [pricing_reward(s).total for s in (sale, abandon, last)]
     assert got == pytest.approx(expected, abs=1e-12)
@@ -95,8 +115,9 @@ def test_env_step_reward_follows_the_core_signals() -> None:
     signals = info["signals"]
     assert signals["price_changes"] == 1.0
     assert signals["margin_rate"] == pytest.approx((110.0 - 60.0) / 110.0)
-    expected = signals["converted"] * signals["margin_rate"] - 0.5 * signals[
-        "abandoned_cart"] - 0.02
+    expected = (
+        signals["converted"] * signals["margin_rate"] - 0.5 * signals["abandoned_cart"] - 0.02
+    )
     assert reward == pytest.approx(expected)
 
 
@@ -105,9 +126,12 @@ def test_observation_columns_match_the_schema_built_by_name() -> None:
     core.step(np.zeros(4, dtype=np.int64))
     matrix = core.observe()
     for row in matrix:
-        segment = SEGMENTS[int(np.argmax(row[COLUMN["segment=bargain"]:][:3]))]
-        values = {f.name: float(row[COLUMN[f.name]]) for f in PRICING_SCHEMA.features
-                  if f.kind in ("float",)}
+        segment = SEGMENTS[int(np.argmax(row[COLUMN["segment=bargain"] :][:3]))]
+        values: dict[str, float | int | bool | str] = {
+            f.name: float(row[COLUMN[f.name]])
+            for f in PRICING_SCHEMA.features
+            if f.kind in ("float",)
+        }
         values["weekend"] = bool(row[COLUMN["weekend"]])
         values["recent_views"] = int(row[COLUMN["recent_views"]])
         values["segment"] = segment

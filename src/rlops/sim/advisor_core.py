@@ -41,24 +41,47 @@ ADVISOR_ACTIONS = ActionCatalog.of(
     feature_names=STRATEGY_FEATURES,
 )
 ADVISOR_SIGNALS: tuple[str, ...] = (
-    "portfolio_return", "volatility", "max_drawdown", "engagement_score",
+    "portfolio_return",
+    "volatility",
+    "max_drawdown",
+    "engagement_score",
 )
 TRAILING_DAYS = 20
 
 ADVISOR_SCHEMA = FeatureSchema.of(
     [
-        Feature("risk_tolerance", low=0.0, high=1.0, default=0.5,
-                description="0 = avoids all risk, 1 = seeks it"),
+        Feature(
+            "risk_tolerance",
+            low=0.0,
+            high=1.0,
+            default=0.5,
+            description="0 = avoids all risk, 1 = seeks it",
+        ),
         Feature("horizon_years", low=0.0, high=50.0, default=10.0),
         *(Feature(f"alloc_{a}", low=0.0, high=1.0, default=0.25) for a in ASSETS),
         Feature("engagement", low=0.0, high=1.0, default=0.5),
         Feature("logins_per_week", low=0.0, high=7.0, default=2.0),
-        Feature("drawdown_aversion", low=0.0, high=5.0, default=1.0,
-                description="how hard a drawdown beyond tolerance cuts engagement"),
-        Feature("market_return_20d", low=-1.0, high=10.0, default=0.0,
-                description="equity cumulative return over the last 20 trading days"),
-        Feature("market_vol_20d", low=0.0, high=10.0, default=0.15,
-                description="equity volatility over the last 20 trading days, annualized"),
+        Feature(
+            "drawdown_aversion",
+            low=0.0,
+            high=5.0,
+            default=1.0,
+            description="how hard a drawdown beyond tolerance cuts engagement",
+        ),
+        Feature(
+            "market_return_20d",
+            low=-1.0,
+            high=10.0,
+            default=0.0,
+            description="equity cumulative return over the last 20 trading days",
+        ),
+        Feature(
+            "market_vol_20d",
+            low=0.0,
+            high=10.0,
+            default=0.15,
+            description="equity volatility over the last 20 trading days, annualized",
+        ),
     ]
 )
 COLUMN = {name: i for i, name in enumerate(ADVISOR_SCHEMA.columns)}
@@ -79,8 +102,10 @@ class AdvisorConfig:
 
     def __post_init__(self) -> None:
         if self.n_users < 1 or self.window_days < 2 or self.transaction_cost < 0.0:
-            raise ValidationError("advisor config: n_users >= 1, window_days >= 2, "
-                                  "transaction_cost >= 0", field="n_users")
+            raise ValidationError(
+                "advisor config: n_users >= 1, window_days >= 2, transaction_cost >= 0",
+                field="n_users",
+            )
 
 
 def preferred_vol(risk_tolerance: FloatArray) -> FloatArray:
@@ -128,8 +153,9 @@ class AdvisorCore:
         actions: ActionCatalog = ADVISOR_ACTIONS,
     ) -> None:
         if first_day < TRAILING_DAYS or last_day + config.window_days > len(market):
-            raise ValidationError("decision days need 20 days before and a window after",
-                                  field="first_day")
+            raise ValidationError(
+                "decision days need 20 days before and a window after", field="first_day"
+            )
         self.config = config
         self.market = market
         self.day = first_day

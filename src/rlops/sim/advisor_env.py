@@ -35,7 +35,7 @@ from rlops.sim.pricing_env import schema_bounds
 Obs = npt.NDArray[np.float32]
 
 
-class AdvisorEnv(gym.Env[Obs, int]):
+class AdvisorEnv(gym.Env[Obs, np.int64]):
     """A Gymnasium view of :class:`AdvisorCore` with a single user."""
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's API)
@@ -65,14 +65,16 @@ class AdvisorEnv(gym.Env[Obs, int]):
     ) -> tuple[Obs, dict[str, Any]]:
         super().reset(seed=seed)
         market, first, last = build_market(
-            self.market_spec, self.np_random, lookback=TRAILING_DAYS,
+            self.market_spec,
+            self.np_random,
+            lookback=TRAILING_DAYS,
             window=self.config.window_days,
         )
         self._core = AdvisorCore(self.config, market, first, last, self.np_random, self.actions)
         self._open = deque()
         return self._core.observe()[0], {"date": str(market.dates[first])}
 
-    def step(self, action: int) -> tuple[Obs, float, bool, bool, dict[str, Any]]:
+    def step(self, action: np.int64 | int) -> tuple[Obs, float, bool, bool, dict[str, Any]]:
         if self._core is None:
             raise RuntimeError("call reset() before step()")
         core = self._core
@@ -94,4 +96,3 @@ class AdvisorEnv(gym.Env[Obs, int]):
             "date": str(core.market.dates[result.day]),
         }
         return core.observe()[0], reward, terminated, False, info
-

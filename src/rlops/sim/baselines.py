@@ -83,7 +83,9 @@ class PricingRules:
     gap: float = 0.05
 
     def probabilities(self, features: Features, actions: ActionCatalog) -> Probs:
-        col = lambda name: _column(self.schema, features, name)  # noqa: E731
+        def col(name: str) -> npt.NDArray[np.float32]:
+            return _column(self.schema, features, name)
+
         price, competitor = col("price_ratio"), col("competitor_ratio")
         left, unsold = col("window_left"), col("clearance_gap")
         behind = (left < self.late_fraction) & (unsold > self.behind_margin * left)
@@ -92,8 +94,12 @@ class PricingRules:
             (behind, -0.10),
             ((col("inventory_ratio") < self.low_stock_ratio) & (price <= 1.1), 0.05),
             ((competitor < price * (1.0 - self.gap)) & (price > 0.85), -0.05),
-            ((unsold < self.ahead_margin * left) & (competitor > price * (1.0 + self.gap))
-             & (price <= 1.2), 0.05),
+            (
+                (unsold < self.ahead_margin * left)
+                & (competitor > price * (1.0 + self.gap))
+                & (price <= 1.2),
+                0.05,
+            ),
             ((price > 1.0 + self.gap) & (col("inventory_ratio") > 2 * self.low_stock_ratio), -0.05),
         ]
         decided = np.zeros(len(features), dtype=bool)

@@ -22,10 +22,19 @@ from rlops.sim.scenarios import AdvisorScenario, PricingScenario, Scenario, scen
 from rlops.sim.vector_reward import vector_reward
 
 PRICING_METRICS: tuple[str, ...] = (
-    "reward", "conversion_rate", "abandonment_rate", "margin_rate", "clearance_rate",
+    "reward",
+    "conversion_rate",
+    "abandonment_rate",
+    "margin_rate",
+    "clearance_rate",
 )
 ADVISOR_METRICS: tuple[str, ...] = (
-    "reward", "sharpe", "portfolio_return", "max_drawdown", "follow_rate", "engagement",
+    "reward",
+    "sharpe",
+    "portfolio_return",
+    "max_drawdown",
+    "follow_rate",
+    "engagement",
 )
 
 
@@ -94,8 +103,13 @@ class BatteryResult:
         names = self.metric_names
         header = ["scenario", *names]
         rows = [
-            [r.scenario, *(f"{r.metrics[m].mean:.4f} [{r.metrics[m].low:.4f}, "
-                           f"{r.metrics[m].high:.4f}]" for m in names)]
+            [
+                r.scenario,
+                *(
+                    f"{r.metrics[m].mean:.4f} [{r.metrics[m].low:.4f}, {r.metrics[m].high:.4f}]"
+                    for m in names
+                ),
+            ]
             for r in self.scenarios
         ]
         widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
@@ -115,12 +129,14 @@ class BatteryResult:
         }
 
 
-def pricing_metrics(policy: Policy, scenario: PricingScenario, seed: int,
-                    config: BatteryConfig) -> dict[str, float]:
+def pricing_metrics(
+    policy: Policy, scenario: PricingScenario, seed: int, config: BatteryConfig
+) -> dict[str, float]:
     """One seed's pricing metrics, per customer visit (clearance per closed window)."""
     world = scenario.config.with_products(config.pricing_products)
-    totals = dict.fromkeys(("reward", "visits", "converted", "abandoned", "margin", "met",
-                            "windows"), 0.0)
+    totals = dict.fromkeys(
+        ("reward", "visits", "converted", "abandoned", "margin", "met", "windows"), 0.0
+    )
     for step in pricing_run(policy, world, seed, windows=config.pricing_windows):
         result = step.pricing
         assert result is not None
@@ -142,14 +158,14 @@ def pricing_metrics(policy: Policy, scenario: PricingScenario, seed: int,
     }
 
 
-def advisor_metrics(policy: Policy, scenario: AdvisorScenario, seed: int,
-                    config: BatteryConfig) -> dict[str, float]:
+def advisor_metrics(
+    policy: Policy, scenario: AdvisorScenario, seed: int, config: BatteryConfig
+) -> dict[str, float]:
     """One seed's advisor metrics, averaged over every (user, day) decision."""
     world = replace(scenario.config, n_users=config.advisor_users)
     sums = dict.fromkeys(ADVISOR_METRICS, 0.0)
     count = 0
-    for step in advisor_run(policy, world, scenario.market, seed,
-                            max_days=config.advisor_max_days):
+    for step in advisor_run(policy, world, scenario.market, seed, max_days=config.advisor_max_days):
         result = step.advisor
         assert result is not None
         s = result.signals

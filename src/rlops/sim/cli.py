@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rlops.sim.battery import BatteryConfig, evaluate
 from rlops.sim.baselines import named_policy
+from rlops.sim.battery import BatteryConfig, evaluate
 from rlops.sim.gate import Thresholds, run_gate
 
 

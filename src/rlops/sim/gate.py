@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rlops.core.errors import ValidationError
-from rlops.sim.battery import BatteryConfig, BatteryResult, evaluate
 from rlops.sim.baselines import Policy, named_policy
+from rlops.sim.battery import BatteryConfig, BatteryResult, evaluate
 
 Relative = Literal["absolute", "baseline_delta", "baseline_ratio"]
 _RELATIVE = ("absolute", "baseline_delta", "baseline_ratio")
@@ -50,16 +50,23 @@ class Threshold:
             raise ValidationError("threshold value must be finite", field="value")
 
     def describe(self) -> str:
-        lhs = {"absolute": self.metric, "baseline_delta": f"{self.metric} - baseline",
-               "baseline_ratio": f"{self.metric} / baseline"}[self.relative_to]
+        lhs = {
+            "absolute": self.metric,
+            "baseline_delta": f"{self.metric} - baseline",
+            "baseline_ratio": f"{self.metric} / baseline",
+        }[self.relative_to]
         return f"{lhs} {self.op} {self.value:g}"
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Threshold:
         try:
-            return cls(metric=str(data["metric"]), value=float(data["value"]),
-                       op=data.get("op", ">="), scenario=str(data.get("scenario", "*")),
-                       relative_to=data.get("relative_to", "absolute"))
+            return cls(
+                metric=str(data["metric"]),
+                value=float(data["value"]),
+                op=data.get("op", ">="),
+                scenario=str(data.get("scenario", "*")),
+                relative_to=data.get("relative_to", "absolute"),
+            )
         except KeyError as missing:
             raise ValidationError(f"threshold is missing {missing}", field=str(missing)) from None
 
@@ -77,8 +84,9 @@ class Thresholds:
     def from_json(cls, data: Mapping[str, Any]) -> Thresholds:
         rules = tuple(Threshold.from_json(rule) for rule in data.get("thresholds", ()))
         if not rules:
-            raise ValidationError("a thresholds file needs at least one threshold",
-                                  field="thresholds")
+            raise ValidationError(
+                "a thresholds file needs at least one threshold", field="thresholds"
+            )
         return cls(app=str(data["app"]), rules=rules)
 
     @classmethod
@@ -107,8 +115,9 @@ class ThresholdCheck:
 
     def describe(self) -> str:
         verdict = "ok" if self.passed else "FAIL"
-        return (f"{verdict} {self.scenario}: {self.threshold.describe()} "
-                f"(observed {self.observed:.4g})")
+        return (
+            f"{verdict} {self.scenario}: {self.threshold.describe()} (observed {self.observed:.4g})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +132,10 @@ class GateResult:
         return tuple(c for c in self.checks if not c.passed)
 
     def report(self) -> str:
-        lines = [f"gate {'PASSED' if self.passed else 'FAILED'} "
-                 f"({len(self.failures)} of {len(self.checks)} checks failed)"]
+        lines = [
+            f"gate {'PASSED' if self.passed else 'FAILED'} "
+            f"({len(self.failures)} of {len(self.checks)} checks failed)"
+        ]
         lines += [c.describe() for c in self.checks]
         return "\n".join(lines)
 
@@ -134,16 +145,19 @@ def check(
 ) -> GateResult:
     """Every threshold on every scenario it names; pure over the two battery results."""
     if thresholds.needs_baseline and baseline is None:
-        raise ValidationError("these thresholds are relative to the baseline: pass its "
-                              "battery result", field="baseline")
+        raise ValidationError(
+            "these thresholds are relative to the baseline: pass its battery result",
+            field="baseline",
+        )
     checks: list[ThresholdCheck] = []
     names = [r.scenario for r in candidate.scenarios]
     for rule in thresholds.rules:
         targets = names if rule.scenario == "*" else [rule.scenario]
         for scenario in targets:
             if scenario not in names:
-                raise ValidationError(f"threshold names unknown scenario {scenario!r}",
-                                      field="scenario")
+                raise ValidationError(
+                    f"threshold names unknown scenario {scenario!r}", field="scenario"
+                )
             observed = candidate.metric(scenario, rule.metric).mean
             if baseline is not None and rule.relative_to != "absolute":
                 reference = baseline.metric(scenario, rule.metric).mean
@@ -167,6 +181,10 @@ def run_gate(
     candidate = evaluate(policy, thresholds.app, config=config, policy_name=policy_name)
     baseline = None
     if thresholds.needs_baseline:
-        baseline = evaluate(named_policy(thresholds.app, "baseline"), thresholds.app,
-                            config=config, policy_name="baseline")
+        baseline = evaluate(
+            named_policy(thresholds.app, "baseline"),
+            thresholds.app,
+            config=config,
+            policy_name="baseline",
+        )
     return check(candidate, thresholds, baseline)

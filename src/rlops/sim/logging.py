@@ -31,8 +31,12 @@ from rlops.sim.pricing_core import PRICING_ACTIONS, PRICING_SCHEMA
 from rlops.sim.rollout import Transition
 
 SECONDS_PER_HOUR = 3600.0
-PRICING_SALE_SIGNALS: tuple[str, ...] = ("converted", "margin_rate", "abandoned_cart",
-                                         "price_changes")
+PRICING_SALE_SIGNALS: tuple[str, ...] = (
+    "converted",
+    "margin_rate",
+    "abandoned_cart",
+    "price_changes",
+)
 
 
 class RecordSink(Protocol):
@@ -54,7 +58,9 @@ def join_config(app: str) -> JoinConfig:
     return JoinConfig(app="advisor", reward=advisor_reward, window_seconds=50 * SECONDS_PER_DAY)
 
 
-def features_by_name(schema: FeatureSchema, row: npt.NDArray[np.float32]) -> dict[str, FeatureValue]:
+def features_by_name(
+    schema: FeatureSchema, row: npt.NDArray[np.float32]
+) -> dict[str, FeatureValue]:
     """Invert ``schema.vector``: a feature row back to named values (one-hots to categories)."""
     out: dict[str, FeatureValue] = {}
     offset = 0
@@ -65,20 +71,38 @@ def features_by_name(schema: FeatureSchema, row: npt.NDArray[np.float32]) -> dic
         elif feature.kind == "bool":
             out[feature.name] = bool(cells[0] >= 0.5)
         elif feature.kind == "int":
-            out[feature.name] = int(round(float(cells[0])))
+            out[feature.name] = round(float(cells[0]))
         else:
             out[feature.name] = float(cells[0])
         offset += feature.width
     return out
 
 
-def _decision(app: str, run_id: str, unit: str, step: int, ts: float, features: dict[str, FeatureValue],
-              catalog: ActionCatalog, action: int, propensity: float, policy_version: str,
-              arm: str) -> Decision:
+def _decision(
+    app: str,
+    run_id: str,
+    unit: str,
+    step: int,
+    ts: float,
+    features: dict[str, FeatureValue],
+    catalog: ActionCatalog,
+    action: int,
+    propensity: float,
+    policy_version: str,
+    arm: str,
+) -> Decision:
     return Decision(
-        event_id=f"{run_id}-{unit}-{step}", ts=ts, app=app, unit_id=unit, arm=arm,
-        policy_version=policy_version, features=features, action_ids=catalog.ids,
-        action_id=catalog.ids[action], propensity=propensity, explored=propensity < 1.0,
+        event_id=f"{run_id}-{unit}-{step}",
+        ts=ts,
+        app=app,
+        unit_id=unit,
+        arm=arm,
+        policy_version=policy_version,
+        features=features,
+        action_ids=catalog.ids,
+        action_id=catalog.ids[action],
+        propensity=propensity,
+        explored=propensity < 1.0,
     )
 
 
@@ -100,17 +124,34 @@ def pricing_records(
             raise ValueError("pricing_records needs transitions from a pricing run")
         for p in range(len(t.actions)):
             ts = start_ts + float(result.hours[p]) * SECONDS_PER_HOUR
-            d = _decision("pricing", run_id, f"product-{p}", step, ts,
-                          features_by_name(PRICING_SCHEMA, t.features[p]), catalog,
-                          int(t.actions[p]), float(t.propensities[p]), policy_version, arm)
+            d = _decision(
+                "pricing",
+                run_id,
+                f"product-{p}",
+                step,
+                ts,
+                features_by_name(PRICING_SCHEMA, t.features[p]),
+                catalog,
+                int(t.actions[p]),
+                float(t.propensities[p]),
+                policy_version,
+                arm,
+            )
             decisions.append(d)
             signals = {name: float(result.signals[name][p]) for name in PRICING_SALE_SIGNALS}
-            outcomes.append(Outcome(f"{d.event_id}-visit", d.event_id,
-                                    ts + outcome_delay_seconds, signals))
+            outcomes.append(
+                Outcome(f"{d.event_id}-visit", d.event_id, ts + outcome_delay_seconds, signals)
+            )
             if result.window_end[p]:
                 end_ts = start_ts + float(result.window_end_hours[p]) * SECONDS_PER_HOUR
-                outcomes.append(Outcome(f"{d.event_id}-clearance", d.event_id, end_ts,
-                                        {"clearance_met": float(result.signals["clearance_met"][p])}))
+                outcomes.append(
+                    Outcome(
+                        f"{d.event_id}-clearance",
+                        d.event_id,
+                        end_ts,
+                        {"clearance_met": float(result.signals["clearance_met"][p])},
+                    )
+                )
     return decisions, outcomes
 
 
@@ -136,17 +177,32 @@ def advisor_records(
         # The window's last day has closed by the end of that day.
         closed = _midnight(result.window_end) + SECONDS_PER_DAY - 1.0
         for u in range(len(t.actions)):
-            d = _decision("advisor", run_id, f"user-{u}", step, ts,
-                          features_by_name(ADVISOR_SCHEMA, t.features[u]), catalog,
-                          int(t.actions[u]), float(t.propensities[u]), policy_version, arm)
+            d = _decision(
+                "advisor",
+                run_id,
+                f"user-{u}",
+                step,
+                ts,
+                features_by_name(ADVISOR_SCHEMA, t.features[u]),
+                catalog,
+                int(t.actions[u]),
+                float(t.propensities[u]),
+                policy_version,
+                arm,
+            )
             decisions.append(d)
             signals = {name: float(values[u]) for name, values in result.signals.items()}
             outcomes.append(Outcome(f"{d.event_id}-window", d.event_id, closed, signals))
     return decisions, outcomes
 
 
-def write_records(sink: RecordSink, decisions: Sequence[Decision], outcomes: Sequence[Outcome],
-                  *, batch_size: int = 1000) -> None:
+def write_records(
+    sink: RecordSink,
+    decisions: Sequence[Decision],
+    outcomes: Sequence[Outcome],
+    *,
+    batch_size: int = 1000,
+) -> None:
     """Append in batches, decisions first (an outcome's decision is logged before it)."""
     for i in range(0, len(decisions), batch_size):
         sink.append_decisions(list(decisions[i : i + batch_size]))

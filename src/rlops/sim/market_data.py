@@ -46,8 +46,9 @@ class Market:
 
     def __post_init__(self) -> None:
         if self.returns.ndim != 2 or self.returns.shape != (len(self.dates), len(ASSETS)):
-            raise ValidationError("market returns must be (n_days, 4) aligned with dates",
-                                  field="returns")
+            raise ValidationError(
+                "market returns must be (n_days, 4) aligned with dates", field="returns"
+            )
 
     def __len__(self) -> int:
         return len(self.dates)
@@ -79,9 +80,10 @@ def history() -> Market:
     tech = np.concatenate([[0.0], np.diff(ndx.to_numpy()) / ndx.to_numpy()[:-1]])
     factors = frenchdata.load()
     # The frame's index holds yyyymm integers stored as nanoseconds.
-    months = factors.index.asi8
-    rf_monthly = dict(zip(months.tolist(), (factors["RF"].to_numpy() / 100.0).tolist(),
-                          strict=True))
+    months = np.asarray(factors.index.asi8)  # type: ignore[attr-defined]  # a DatetimeIndex
+    rf_monthly = dict(
+        zip(months.tolist(), (factors["RF"].to_numpy() / 100.0).tolist(), strict=True)
+    )
     years = dates.astype("datetime64[Y]").astype(np.int64) + 1970
     month_of_year = dates.astype("datetime64[M]").astype(np.int64) % 12 + 1
     yyyymm = years * 100 + month_of_year
@@ -136,9 +138,7 @@ def fitted_garch() -> Garch:
     )
 
 
-def garch_paths(
-    n_days: int, rng: np.random.Generator, *, vol_scale: float = 1.0
-) -> FloatArray:
+def garch_paths(n_days: int, rng: np.random.Generator, *, vol_scale: float = 1.0) -> FloatArray:
     """``(n_days, 4)`` returns by filtered historical simulation under the fitted GARCH.
 
     ``vol_scale`` multiplies the long-run volatility (``omega`` by its square) and the
@@ -182,8 +182,9 @@ class MarketSpec:
     vol_scale: float = 1.0
 
 
-def build_market(spec: MarketSpec, rng: np.random.Generator, *, lookback: int,
-                 window: int) -> tuple[Market, int, int]:
+def build_market(
+    spec: MarketSpec, rng: np.random.Generator, *, lookback: int, window: int
+) -> tuple[Market, int, int]:
     """The market for a run and the ``[first, last)`` decision-day indices into it.
 
     Keeps ``lookback`` days before the first decision (for trailing features) and
@@ -195,8 +196,9 @@ def build_market(spec: MarketSpec, rng: np.random.Generator, *, lookback: int,
         after_end = int(np.searchsorted(full.dates, np.datetime64(spec.end, "D"), side="right"))
         last = min(after_end, len(full) - window)
         if last <= first:
-            raise ValidationError(f"replay window {spec.start}..{spec.end} leaves no decision days",
-                                  field="start")
+            raise ValidationError(
+                f"replay window {spec.start}..{spec.end} leaves no decision days", field="start"
+            )
         return full, first, last
     total = lookback + spec.n_days + window
     if spec.mode == "bootstrap":

@@ -38,30 +38,70 @@ PRICING_ACTIONS = ActionCatalog.of(
     feature_names=("price_change",),
 )
 PRICING_SIGNALS: tuple[str, ...] = (
-    "converted", "margin_rate", "abandoned_cart", "price_changes", "clearance_met",
+    "converted",
+    "margin_rate",
+    "abandoned_cart",
+    "price_changes",
+    "clearance_met",
 )
 MAX_VIEWS = 50
 
 PRICING_SCHEMA = FeatureSchema.of(
     [
-        Feature("inventory_ratio", low=0.0, high=100.0, default=1.0,
-                description="units in stock / the lot's initial units"),
-        Feature("price_ratio", low=0.0, high=10.0, default=1.0,
-                description="our current price / base price"),
-        Feature("competitor_ratio", low=0.0, high=10.0, default=1.0,
-                description="competitor's price / our base price"),
-        Feature("sales_velocity", low=0.0, high=1e4, default=0.0,
-                description="units sold per hour, exponentially weighted"),
+        Feature(
+            "inventory_ratio",
+            low=0.0,
+            high=100.0,
+            default=1.0,
+            description="units in stock / the lot's initial units",
+        ),
+        Feature(
+            "price_ratio",
+            low=0.0,
+            high=10.0,
+            default=1.0,
+            description="our current price / base price",
+        ),
+        Feature(
+            "competitor_ratio",
+            low=0.0,
+            high=10.0,
+            default=1.0,
+            description="competitor's price / our base price",
+        ),
+        Feature(
+            "sales_velocity",
+            low=0.0,
+            high=1e4,
+            default=0.0,
+            description="units sold per hour, exponentially weighted",
+        ),
         Feature("hour_sin", low=-1.0, high=1.0, default=0.0),
         Feature("hour_cos", low=-1.0, high=1.0, default=1.0),
         Feature("weekend", "bool", default=False),
-        Feature("window_left", low=0.0, high=1.0, default=1.0,
-                description="fraction of the clearance window still to run"),
-        Feature("clearance_gap", low=0.0, high=1.0, default=1.0,
-                description="fraction of the clearance target not yet sold"),
+        Feature(
+            "window_left",
+            low=0.0,
+            high=1.0,
+            default=1.0,
+            description="fraction of the clearance window still to run",
+        ),
+        Feature(
+            "clearance_gap",
+            low=0.0,
+            high=1.0,
+            default=1.0,
+            description="fraction of the clearance target not yet sold",
+        ),
         Feature("segment", "category", default="regular", categories=SEGMENTS),
-        Feature("recent_views", "int", low=0, high=MAX_VIEWS, default=0,
-                description="the visitor's product views in the last day"),
+        Feature(
+            "recent_views",
+            "int",
+            low=0,
+            high=MAX_VIEWS,
+            default=0,
+            description="the visitor's product views in the last day",
+        ),
     ]
 )
 COLUMN = {name: i for i, name in enumerate(PRICING_SCHEMA.columns)}
@@ -139,7 +179,7 @@ def conversion_probability(
     sensitivity: FloatArray,
     competitor_sensitivity: FloatArray,
 ) -> FloatArray:
-    """Logistic purchase probability; strictly decreasing in ``price`` for positive sensitivities."""
+    """Logistic purchase probability; strictly decreasing in ``price`` (positive sensitivities)."""
     logit = (
         intent
         - sensitivity * np.log(price / reference)
@@ -212,7 +252,9 @@ class PricingCore:
     def competitor_price(self) -> FloatArray:
         c = self.config
         flash = np.where(self.flash_left > 0.0, 1.0 - c.flash_discount, 1.0)
-        out: FloatArray = c.base_price * c.competitor_mean_ratio * np.exp(self.competitor_log) * flash
+        out: FloatArray = (
+            c.base_price * c.competitor_mean_ratio * np.exp(self.competitor_log) * flash
+        )
         return out
 
     def observe(self) -> npt.NDArray[np.float32]:
@@ -254,8 +296,12 @@ class PricingCore:
 
         s = self.segment
         p_buy = conversion_probability(
-            self.price, self.reference, self.competitor_price(),
-            self._intent[s] + c.views_effect * self.views, self._sens[s], self._comp_sens[s],
+            self.price,
+            self.reference,
+            self.competitor_price(),
+            self._intent[s] + c.views_effect * self.views,
+            self._sens[s],
+            self._comp_sens[s],
         )
         converted = (u_buy < p_buy) & (self.inventory > 0)
         abandoned = ~converted & (self.price > self.reference) & (u_cart < self._cart[s])
@@ -307,8 +353,9 @@ class PricingCore:
 
     def _new_window(self, ended: BoolArray) -> None:
         c = self.config
-        self.window_start = np.where(ended, self.window_start + c.clearance_window_hours,
-                                     self.window_start)
+        self.window_start = np.where(
+            ended, self.window_start + c.clearance_window_hours, self.window_start
+        )
         self.inventory = np.where(ended, c.initial_inventory, self.inventory)
         self.sold = np.where(ended, 0, self.sold)
         self.price = np.where(ended, c.base_price * c.initial_price_ratio, self.price)
@@ -316,8 +363,9 @@ class PricingCore:
     def _draw_customer(self) -> None:
         n = self.n
         c = self.config
-        self.segment = np.searchsorted(self._cum_weights, self.rng.random(n) * self._cum_weights[-1],
-                                       side="right").astype(np.int64)
+        self.segment = np.searchsorted(
+            self._cum_weights, self.rng.random(n) * self._cum_weights[-1], side="right"
+        ).astype(np.int64)
         self.segment = np.minimum(self.segment, len(SEGMENTS) - 1)
         self.views = np.minimum(self.rng.poisson(self._views[self.segment]), MAX_VIEWS)
         self.reference = c.base_price * np.exp(c.reference_noise * self.rng.standard_normal(n))

@@ -42,7 +42,7 @@ def schema_bounds(schema: Any) -> tuple[Obs, Obs]:
     return np.asarray(low, dtype=np.float32), np.asarray(high, dtype=np.float32)
 
 
-class PricingEnv(gym.Env[Obs, int]):
+class PricingEnv(gym.Env[Obs, np.int64]):
     """A Gymnasium view of :class:`PricingCore` with a single product."""
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's API)
@@ -70,7 +70,7 @@ class PricingEnv(gym.Env[Obs, int]):
         self._steps = 0
         return self._core.observe()[0], {}
 
-    def step(self, action: int) -> tuple[Obs, float, bool, bool, dict[str, Any]]:
+    def step(self, action: np.int64 | int) -> tuple[Obs, float, bool, bool, dict[str, Any]]:
         if self._core is None:
             raise RuntimeError("call reset() before step()")
         result = self._core.step(np.asarray([int(action)], dtype=np.int64))

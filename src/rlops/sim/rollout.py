@@ -14,7 +14,13 @@ import numpy as np
 import numpy.typing as npt
 
 from rlops.core.actions import ActionCatalog
-from rlops.sim.advisor_core import ADVISOR_ACTIONS, TRAILING_DAYS, AdvisorConfig, AdvisorCore, AdvisorStep
+from rlops.sim.advisor_core import (
+    ADVISOR_ACTIONS,
+    TRAILING_DAYS,
+    AdvisorConfig,
+    AdvisorCore,
+    AdvisorStep,
+)
 from rlops.sim.baselines import Policy, act
 from rlops.sim.market_data import MarketSpec, build_market
 from rlops.sim.pricing_core import PRICING_ACTIONS, PricingConfig, PricingCore, PricingStep
@@ -71,8 +77,9 @@ def advisor_run(
 ) -> Iterator[Transition]:
     """One decision per user per trading day through the market's decision days."""
     world, sampler = generators(seed)
-    data, first, last = build_market(market, world, lookback=TRAILING_DAYS,
-                                     window=config.window_days)
+    data, first, last = build_market(
+        market, world, lookback=TRAILING_DAYS, window=config.window_days
+    )
     if max_days is not None:
         last = min(last, first + max_days)
     core = AdvisorCore(config, data, first, last, world, catalog)

@@ -58,14 +58,26 @@ PRICING_SCENARIOS: tuple[PricingScenario, ...] = (
 )
 
 ADVISOR_SCENARIOS: tuple[AdvisorScenario, ...] = (
-    AdvisorScenario("bull_2003_2007", "the 2003-2007 bull market",
-                    MarketSpec(start="2003-03-03", end="2007-10-31")),
-    AdvisorScenario("bull_2013_2017", "the 2013-2017 bull market",
-                    MarketSpec(start="2013-01-02", end="2017-12-29")),
-    AdvisorScenario("crisis_2008", "the financial crisis, September 2008 to March 2009",
-                    MarketSpec(start="2008-09-01", end="2009-03-31")),
-    AdvisorScenario("flash_crash_2010", "the weeks around the flash crash of 2010-05-06",
-                    MarketSpec(start="2010-04-06", end="2010-06-30")),
+    AdvisorScenario(
+        "bull_2003_2007",
+        "the 2003-2007 bull market",
+        MarketSpec(start="2003-03-03", end="2007-10-31"),
+    ),
+    AdvisorScenario(
+        "bull_2013_2017",
+        "the 2013-2017 bull market",
+        MarketSpec(start="2013-01-02", end="2017-12-29"),
+    ),
+    AdvisorScenario(
+        "crisis_2008",
+        "the financial crisis, September 2008 to March 2009",
+        MarketSpec(start="2008-09-01", end="2009-03-31"),
+    ),
+    AdvisorScenario(
+        "flash_crash_2010",
+        "the weeks around the flash crash of 2010-05-06",
+        MarketSpec(start="2010-04-06", end="2010-06-30"),
+    ),
     AdvisorScenario(
         "low_liquidity",
         "2011-2012 with wide spreads: 2% of turnover lost on every rebalance",
@@ -89,8 +101,9 @@ def scenarios_for(app: str) -> tuple[Scenario, ...]:
     try:
         return SCENARIOS[app]
     except KeyError:
-        raise NotFoundError(f"no scenarios for app {app!r}; known: {sorted(SCENARIOS)}",
-                            field="app") from None
+        raise NotFoundError(
+            f"no scenarios for app {app!r}; known: {sorted(SCENARIOS)}", field="app"
+        ) from None
 
 
 def scenario(app: str, name: str) -> Scenario:

@@ -31,7 +31,9 @@ def _get(
     return np.full(shape, float(params.get("default", 0.0)))
 
 
-def _signal(s: Mapping[str, FloatArray], p: Mapping[str, Any], shape: tuple[int, ...]) -> FloatArray:
+def _signal(
+    s: Mapping[str, FloatArray], p: Mapping[str, Any], shape: tuple[int, ...]
+) -> FloatArray:
     return _get(s, p, "signal", shape)
 
 
@@ -41,7 +43,9 @@ def _ratio(s: Mapping[str, FloatArray], p: Mapping[str, Any], shape: tuple[int, 
     return out
 
 
-def _excess(s: Mapping[str, FloatArray], p: Mapping[str, Any], shape: tuple[int, ...]) -> FloatArray:
+def _excess(
+    s: Mapping[str, FloatArray], p: Mapping[str, Any], shape: tuple[int, ...]
+) -> FloatArray:
     return np.maximum(0.0, _get(s, p, "signal", shape) - float(p["threshold"]))
 
 
@@ -67,8 +71,9 @@ def reward_components(
     arrays = {k: np.asarray(v, dtype=np.float64) for k, v in signals.items()}
     shapes = {a.shape for a in arrays.values()}
     if len(shapes) != 1:
-        raise ValidationError(f"signals must share one shape, got {sorted(shapes)}",
-                              field="signals")
+        raise ValidationError(
+            f"signals must share one shape, got {sorted(shapes)}", field="signals"
+        )
     shape = shapes.pop()
     out: dict[str, FloatArray] = {}
     for term in reward.spec.terms:

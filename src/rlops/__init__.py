@@ -18,8 +18,12 @@ from rlops.core import (
     RlopsError,
     ValidationError,
 )
+from rlops.sim import register_envs
 
 __version__ = "0.1.0"
+
+# rlops/Pricing-v0 and rlops/Advisor-v0, by entry-point string: the envs load on make().
+register_envs()
 
 __all__ = [
     "Action",

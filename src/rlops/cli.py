@@ -192,5 +192,31 @@ def demo(
     run_demo(out=out, n_decisions=decisions, seed=seed)
 
 
+@app.command()
+def simulate(
+    app_name: Annotated[str, typer.Option("--app", help="pricing or advisor")],
+    policy: Annotated[str, typer.Option(help="baseline, bad or random")] = "baseline",
+    seeds: Annotated[int, typer.Option(help="seeds per scenario")] = 3,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write results here")] = None,
+) -> None:
+    """Run a policy on the scenario battery and print each metric with its interval."""
+    from rlops.sim.cli import simulate_command
+
+    simulate_command(app_name, policy, seeds, json_out)
+
+
+@app.command()
+def gate(
+    app_name: Annotated[str, typer.Option("--app", help="pricing or advisor")],
+    thresholds: Annotated[Path | None, typer.Option(help="JSON or TOML thresholds")] = None,
+    policy: Annotated[str, typer.Option(help="baseline, bad or random")] = "baseline",
+    seeds: Annotated[int, typer.Option(help="seeds per scenario")] = 3,
+) -> None:
+    """Exit non-zero, naming each failing threshold, unless the policy passes the battery."""
+    from rlops.sim.cli import gate_command
+
+    raise typer.Exit(gate_command(app_name, policy, seeds, thresholds))
+
+
 def main() -> None:
     app()

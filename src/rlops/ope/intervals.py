@@ -89,9 +89,10 @@ class Bernstein:
 Interval = Bootstrap | Normal | Bernstein
 
 
-def _spawn_chunks(
-    n_resamples: int, chunk: int, seed: int
-) -> list[tuple[int, int, np.random.SeedSequence]]:
+Job = tuple[int, int, np.random.SeedSequence]
+
+
+def _spawn_chunks(n_resamples: int, chunk: int, seed: int) -> list[Job]:
     starts = range(0, n_resamples, chunk)
     children = np.random.SeedSequence(seed).spawn(len(starts))
     return [(s, min(chunk, n_resamples - s), c) for s, c in zip(starts, children, strict=True)]
@@ -135,7 +136,8 @@ def bootstrap_means(
     else:
         with ThreadPoolExecutor(max_workers=threads) as pool:
             list(pool.map(work, jobs))
-    return out + centre
+    resampled: FloatArray = out + centre
+    return resampled
 
 
 def term_columns(terms: Terms) -> FloatArray:

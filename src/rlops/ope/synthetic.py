@@ -2,8 +2,8 @@
 
 Contexts ``x ~ N(0, I_d)``; each action ``a`` has a parameter ``theta_a`` and a mean
 reward ``mu(x, a) = sigmoid(x . theta_a + b_a)``; rewards are Bernoulli(mu). The logging
-policy is a softmax over a noisy copy of the scores mixed with 10% uniform, so every
-action has probability at least ``0.1 / k``. The true value of a target policy is
+policy is a softmax over a noisy copy of the scores mixed with 30% uniform, so every
+action has probability at least ``0.3 / k``. The true value of a target policy is
 ``E_x[sum_a pi_e(a|x) mu(x, a)]``, computed on a large independent draw of contexts.
 """
 
@@ -62,7 +62,7 @@ class SyntheticBandit:
     def logging_policy(self, context: FloatArray) -> FloatArray:
         theta, bias, noise = self._params()
         greedy = _softmax(context @ (0.5 * theta + noise) + bias)
-        return 0.9 * greedy + 0.1 / self.n_actions
+        return 0.7 * greedy + 0.3 / self.n_actions
 
     def egreedy_policy(self, epsilon: float) -> Policy:
         """The epsilon-greedy policy on the true mean rewards."""

@@ -15,6 +15,12 @@ app = typer.Typer(
     add_completion=False,
 )
 
+# Off-policy evaluation (issue 5): commands import their heavy modules lazily.
+from rlops.ope import commands as _ope  # noqa: E402
+
+app.command("evaluate")(_ope.evaluate)
+app.add_typer(_ope.import_app, name="import")
+
 
 def main() -> None:
     app()

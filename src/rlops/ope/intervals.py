@@ -18,9 +18,9 @@ import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
-from scipy import stats
 
 from rlops.core.errors import ValidationError
 from rlops.ope.estimate import FloatArray, Terms
@@ -187,7 +187,7 @@ def normal_interval(terms: Terms, config: Normal) -> tuple[float, float]:
     value = terms.value()
     if n < 2:
         return math.nan, math.nan
-    z = float(stats.norm.ppf(0.5 + config.level / 2.0))
+    z = NormalDist().inv_cdf(0.5 + config.level / 2.0)
     half = z * float(np.std(influence, ddof=1)) / math.sqrt(n)
     return value - half, value + half
 

@@ -174,7 +174,7 @@ def read_examples(path: Path) -> list[Example]:
 
 
 def _decode(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) and value[:1] in "{[" else value
+    return json.loads(value) if isinstance(value, str) and value[:1] in ("{", "[") else value
 
 
 def _read_parquet(path: Path) -> list[Example]:

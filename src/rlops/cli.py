@@ -217,6 +217,12 @@ def gate(
 
     raise typer.Exit(gate_command(app_name, policy, seeds, thresholds))
 
+# Off-policy evaluation (issue 5): commands import their heavy modules lazily.
+from rlops.ope import commands as _ope  # noqa: E402
+
+app.command("evaluate")(_ope.evaluate)
+app.add_typer(_ope.import_app, name="import")
+
 
 def main() -> None:
     app()

@@ -217,6 +217,7 @@ def gate(
 
     raise typer.Exit(gate_command(app_name, policy, seeds, thresholds))
 
+
 # Off-policy evaluation (issue 5): commands import their heavy modules lazily.
 from rlops.ope import commands as _ope  # noqa: E402
 

@@ -125,22 +125,14 @@ def test_cli_rejects_unknown_policy(tmp_path: Path) -> None:
     assert "unknown policy" in result.output
 
 
-def test_parquet_examples_round_trip(tmp_path: Path) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+def test_parquet_snapshot_examples_round_trip(tmp_path: Path) -> None:
+    from rlops.store.snapshot import write_snapshot
 
     examples = _examples(20)
-    rows = [
-        {
-            **e.to_json(),
-            "features": json.dumps(dict(e.features)),
-            "signals": "{}",
-            "components": "{}",
-        }
-        for e in examples
-    ]
-    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "snap.parquet")
-    assert read_examples(tmp_path / "snap.parquet") == examples
+    info = write_snapshot(examples, tmp_path)
+    assert read_examples(info.path) == sorted(examples, key=lambda e: e.event_id)
+    result = CliRunner().invoke(app, ["evaluate", str(info.path), "--reward-model", "none"])
+    assert result.exit_code == 0, result.output
 
 
 def test_cli_import_dsjson(tmp_path: Path) -> None:

@@ -19,7 +19,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -156,8 +155,8 @@ def always_policy(log: LoggedBandit, action_id: str) -> FloatArray:
 
 
 def read_examples(path: Path) -> list[Example]:
-    """Examples from JSON lines (``.jsonl``/``.json``) or a Parquet file of Example columns."""
-    if path.suffix == ".parquet" or path.is_dir():
+    """Examples from JSON lines (``.jsonl``/``.json``) or a Parquet snapshot."""
+    if path.suffix == ".parquet":
         return _read_parquet(path)
     examples = []
     with path.open() as lines:
@@ -173,19 +172,8 @@ def read_examples(path: Path) -> list[Example]:
     return examples
 
 
-def _decode(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) and value[:1] in ("{", "[") else value
-
-
 def _read_parquet(path: Path) -> list[Example]:
-    import pyarrow.parquet as pq
+    """A snapshot written by :func:`rlops.store.snapshot.write_snapshot`, verified on read."""
+    from rlops.store.snapshot import read_snapshot
 
-    table = pq.read_table(path)
-    examples = []
-    for row in table.to_pylist():
-        fields = {k: _decode(v) for k, v in row.items() if k in Example.__dataclass_fields__}
-        for name in ("features", "signals", "components"):
-            if isinstance(fields.get(name), list):  # a Parquet map reads as key/value pairs
-                fields[name] = dict(fields[name])
-        examples.append(Example.from_json(fields))
-    return examples
+    return read_snapshot(path).examples()

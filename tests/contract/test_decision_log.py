@@ -160,3 +160,79 @@ def test_join_fault_rolls_back_the_whole_step(log: SqlDecisionLog) -> None:
     assert stats.examples == 0 and stats.decisions_joined == 0 and stats.outcomes["new"] == 5
     log.join_step(CONFIG, now=9999.0)
     assert log.stats().examples == 5 and log.stats().outcomes["joined"] == 5
+
+
+def test_extreme_floats_round_trip_and_join(log: SqlDecisionLog) -> None:
+    d = Decision(
+        "e1",
+        1.0,
+        "pricing",
+        "u",
+        "control",
+        "v1",
+        {"big": 1e20, "neg_zero": -0.0, "tiny": 1e-320, "huge_int": 2**62},
+        ("a", "b"),
+        "a",
+        0.5,
+    )
+    log.append_decisions([d])
+    got = log.decisions()[0]
+    assert got == d
+    assert isinstance(got.features["big"], float) and str(got.features["neg_zero"]) == "-0.0"
+    log.append_outcomes([Outcome("o1", "e1", 2.0, {"converted": 1, "margin_rate": 1e300})])
+    log.join_step(CONFIG, now=1e6)
+    assert log.examples()[0].features == d.features
+
+
+def test_an_unscorable_outcome_never_stalls_the_join(log: SqlDecisionLog) -> None:
+    """0/0 in a ratio, an overflowing sum, an infinite product: defaulted, not stuck."""
+    from rlops.apps.defaults import advisor_join_config
+
+    config = advisor_join_config(window_days=1.0)
+    log.append_decisions([decision(i, app="advisor") for i in range(4)])
+    log.append_outcomes(
+        [
+            Outcome("z", "e000000", 1.0, {"portfolio_return": 0.1, "volatility": -1e-8}),
+            Outcome("big", "e000001", 1.0, {"portfolio_return": 1e308, "volatility": 1e-300}),
+            Outcome(
+                "ok",
+                "e000002",
+                1.0,
+                {
+                    "portfolio_return": 0.02,
+                    "volatility": 0.01,
+                    "max_drawdown": 0.0,
+                    "engagement_score": 0.0,
+                },
+            ),
+        ]
+    )
+    report = log.join_step(config, now=1e7)
+    assert report.joined == 4
+    by_id = {e.event_id: e for e in log.examples()}
+    assert by_id["e000000"].defaulted and by_id["e000000"].n_outcomes == 1
+    assert by_id["e000001"].defaulted and by_id["e000001"].reward == 0.0
+    assert by_id["e000002"].reward == pytest.approx(0.02 / (0.01 + 1e-8))
+
+
+def test_rescore_then_late_outcome_keeps_one_current_example(log: SqlDecisionLog) -> None:
+    log.append_decisions([decision(1)])
+    log.append_outcomes([outcome(1, 1, converted=1, margin_rate=0.1)])
+    log.join_step(CONFIG, now=5000.0)
+    new = RewardFunction(pricing_spec(version="2", clearance_bonus=2.0))
+    log.rescore(app="pricing", source_spec=pricing_reward.hash, reward=new)
+    log.append_outcomes([outcome(2, 1, ts=4000.0, clearance_met=1)])
+    log.join_step(CONFIG, now=6000.0)
+    assert log.rescore(app="pricing", source_spec=pricing_reward.hash, reward=new) == 1
+    current = log.examples(reward_spec=new.hash)
+    assert [e.revision for e in current] == [1]
+    assert current[0].reward == pytest.approx(2.1)
+    assert log.count_examples(reward_spec=new.hash) == 1
+
+
+@pytest.mark.parametrize("now", [float("inf"), float("nan"), "later", None])
+def test_join_step_refuses_a_non_finite_now(log: SqlDecisionLog, now: Any) -> None:
+    log.append_decisions([decision(1)])
+    with pytest.raises(ValidationError, match="now"):
+        log.join_step(CONFIG, now=now)
+    assert log.stats().examples == 0

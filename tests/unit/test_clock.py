@@ -20,3 +20,11 @@ def test_manual_clock_moves_only_forward() -> None:
 
 def test_real_clock_tracks_wall_time() -> None:
     assert abs(RealClock().now() - time.time()) < 1.0
+
+
+def test_manual_clock_refuses_non_finite_times() -> None:
+    clock = ManualClock(0.0)
+    with pytest.raises(ValidationError):
+        clock.set(float("inf"))
+    with pytest.raises(ValidationError):
+        clock.advance(float("nan"))

@@ -101,3 +101,17 @@ def test_outcome_rejects_bad_field(field: str, value: Any) -> None:
 def test_example_rejects_non_finite_reward() -> None:
     with pytest.raises(ValidationError, match="reward"):
         Example("e1", {}, ("a",), "a", 1.0, math.nan, "h")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("unit_id", "a\x00b"),
+        ("features", {"s": "x\x00"}),
+        ("features", {"n": 2**70}),
+        ("ts", 10**400),
+    ],
+)
+def test_values_a_backend_cannot_store_are_refused(field: str, value: Any) -> None:
+    with pytest.raises(ValidationError):
+        Decision.from_json({**GOOD, field: value})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Protocol, runtime_checkable
@@ -35,7 +36,7 @@ class ManualClock:
 
     def advance(self, seconds: float) -> float:
         """Move forward by ``seconds`` (>= 0) and return the new time."""
-        if not seconds >= 0.0:
+        if not (seconds >= 0.0 and math.isfinite(seconds)):
             raise ValidationError(f"cannot advance a clock by {seconds!r} seconds", field="seconds")
         with self._lock:
             self._now += float(seconds)
@@ -44,7 +45,7 @@ class ManualClock:
     def set(self, now: float) -> None:
         """Jump to ``now``, which must not be earlier than the current time."""
         with self._lock:
-            if not now >= self._now:
+            if not (now >= self._now and math.isfinite(now)):
                 raise ValidationError(
                     f"clock cannot go back from {self._now} to {now!r}", field="now"
                 )

@@ -20,14 +20,17 @@ from rlops.core.features import FeatureValue
 def _finite(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValidationError(f"{name} must be a number, got {value!r}", field=name)
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValidationError(f"{name} is too large: {value!r}", field=name) from None
     if not math.isfinite(number):
         raise ValidationError(f"{name} must be finite, got {value!r}", field=name)
     return number
 
 
 def _label(value: object, name: str) -> str:
-    if not isinstance(value, str) or not value or len(value) > 256:
+    if not isinstance(value, str) or not value or len(value) > 256 or "\x00" in value:
         raise ValidationError(
             f"{name} must be a non-empty string of at most 256 characters", field=name
         )
@@ -42,7 +45,15 @@ def check_features(values: object, name: str = "features") -> dict[str, FeatureV
     for key, value in values.items():
         if not isinstance(key, str) or not key:
             raise ValidationError(f"{name} has a non-string or empty name {key!r}", field=name)
-        if isinstance(value, bool | str | int):
+        if isinstance(value, str) and "\x00" in value:
+            raise ValidationError(f"{name}.{key} contains a NUL character", field=f"{name}.{key}")
+        if isinstance(value, bool | str):
+            out[key] = value
+        elif isinstance(value, int):
+            if not -(2**63) <= value < 2**63:
+                raise ValidationError(
+                    f"{name}.{key} is outside the 64-bit range", field=f"{name}.{key}"
+                )
             out[key] = value
         else:
             out[key] = _finite(value, f"{name}.{key}")

@@ -17,7 +17,7 @@ from typing import Literal
 
 from rlops.core.errors import ValidationError
 from rlops.core.records import Decision, Example, Outcome
-from rlops.rewards.spec import RewardFunction
+from rlops.rewards.spec import RewardFunction, RewardResult
 
 Aggregation = Literal["sum", "earliest", "latest", "mean", "min", "max"]
 AGGREGATIONS: tuple[str, ...] = ("sum", "earliest", "latest", "mean", "min", "max")
@@ -89,6 +89,7 @@ def aggregate_signals(
 ) -> dict[str, float]:
     """Combine the signals of a decision's outcomes, signal by signal."""
     values: dict[str, list[float]] = {}
+    # fsum raises on intermediate overflow; score() turns that into a defaulted example.
     for outcome in ordered(outcomes):
         for name, value in outcome.signals.items():
             limit = config.signal_windows.get(name)
@@ -99,6 +100,21 @@ def aggregate_signals(
         name: _REDUCERS[config.signal_aggregation.get(name, config.aggregation)](vals)
         for name, vals in sorted(values.items())
     }
+
+
+def score(reward: RewardFunction, signals: Mapping[str, float]) -> RewardResult | None:
+    """The reward, or None where the signals make it undefined (overflow, 0/0, inf).
+
+    A join must never stall on one decision: such an example takes the default reward,
+    is marked ``defaulted``, and keeps its signals so a fixed reward can re-score it.
+    """
+    try:
+        result = reward(signals)
+    except (ArithmeticError, ValueError):
+        return None
+    if not math.isfinite(result.total) or not all(map(math.isfinite, result.components.values())):
+        return None
+    return result
 
 
 def join_decision(
@@ -124,12 +140,13 @@ def join_decision(
                 field="event_id",
             )
     unique = ordered(outcomes)
+    signals: dict[str, float] = {}
+    reward, components, defaulted = config.default_reward, {}, True
     if unique:
         signals = aggregate_signals(decision.ts, unique, config)
-        result = config.reward(signals)
-        reward, components, defaulted = result.total, result.components, False
-    else:
-        signals, reward, components, defaulted = {}, config.default_reward, {}, True
+        scored = score(config.reward, signals)
+        if scored is not None:
+            reward, components, defaulted = scored.total, scored.components, False
     return Example(
         event_id=decision.event_id,
         features=decision.features,
@@ -153,21 +170,39 @@ def join_decision(
     )
 
 
-def rescore(examples: Iterable[Example], reward: RewardFunction) -> list[Example]:
+def rescore(
+    examples: Iterable[Example], reward: RewardFunction, *, default_reward: float = 0.0
+) -> list[Example]:
     """The same examples scored by another reward version, tagged with its hash.
 
-    Scores the stored aggregated signals; examples whose window closed with no outcome
-    keep their default reward. The input examples are not changed.
+    Scores the stored aggregated signals. Examples whose window closed with no outcome
+    keep their default reward; signals the new reward cannot score (see :func:`score`)
+    get ``default_reward``. The input examples are not changed.
     """
     out = []
     for example in examples:
-        if example.defaulted:
+        if example.n_outcomes == 0:
             out.append(replace(example, reward_spec=reward.hash))
             continue
-        result = reward(example.signals)
-        out.append(
-            replace(
-                example, reward=result.total, components=result.components, reward_spec=reward.hash
+        result = score(reward, example.signals)
+        if result is None:
+            out.append(
+                replace(
+                    example,
+                    reward=default_reward,
+                    components={},
+                    defaulted=True,
+                    reward_spec=reward.hash,
+                )
             )
-        )
+        else:
+            out.append(
+                replace(
+                    example,
+                    reward=result.total,
+                    components=result.components,
+                    defaulted=False,
+                    reward_spec=reward.hash,
+                )
+            )
     return out

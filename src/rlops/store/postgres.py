@@ -4,6 +4,8 @@ Bulk appends go through ``COPY`` into a session-local staging table and one
 ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``: COPY is PostgreSQL's fastest ingest
 path, and the staging step keeps appends idempotent on the unique ids. Join steps take
 a transaction-scoped advisory lock, so several workers may run without double work.
+JSON columns are ``json``, not ``jsonb``: jsonb stores numbers as ``numeric`` and gives
+``1e20`` back as an integer and ``-0.0`` as ``0``, so records would not round-trip.
 Identity values can commit out of order under concurrency, so appends hold a shared
 advisory lock that the join's ingestion of new decisions takes exclusively.
 Each log lives in its own schema (``?schema=`` in the URL), so tenants and tests don't mix.
@@ -32,8 +34,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     unit_id TEXT NOT NULL,
     arm TEXT NOT NULL,
     policy_version TEXT NOT NULL,
-    features JSONB NOT NULL,
-    action_ids JSONB NOT NULL,
+    features JSON NOT NULL,
+    action_ids JSON NOT NULL,
     action_id TEXT NOT NULL,
     propensity DOUBLE PRECISION NOT NULL,
     explored SMALLINT NOT NULL
@@ -55,7 +57,7 @@ CREATE TABLE IF NOT EXISTS outcomes (
     outcome_id TEXT NOT NULL UNIQUE,
     event_id TEXT NOT NULL,
     ts DOUBLE PRECISION NOT NULL,
-    signals JSONB NOT NULL,
+    signals JSON NOT NULL,
     received_at DOUBLE PRECISION NOT NULL,
     status TEXT NOT NULL DEFAULT 'new'
 );
@@ -72,7 +74,7 @@ CREATE TABLE IF NOT EXISTS examples (
     late SMALLINT NOT NULL,
     defaulted SMALLINT NOT NULL,
     is_current SMALLINT NOT NULL,
-    body JSONB NOT NULL,
+    body JSON NOT NULL,
     PRIMARY KEY (event_id, reward_spec, revision)
 );
 CREATE INDEX IF NOT EXISTS examples_current ON examples (app, reward_spec, is_current, ts);
@@ -90,17 +92,17 @@ CREATE TABLE IF NOT EXISTS join_progress (
 STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS stage_decisions (
     event_id TEXT, ts DOUBLE PRECISION, app TEXT, unit_id TEXT, arm TEXT,
-    policy_version TEXT, features JSONB, action_ids JSONB, action_id TEXT,
+    policy_version TEXT, features JSON, action_ids JSON, action_id TEXT,
     propensity DOUBLE PRECISION, explored SMALLINT
 );
 CREATE TEMP TABLE IF NOT EXISTS stage_outcomes (
-    outcome_id TEXT, event_id TEXT, ts DOUBLE PRECISION, signals JSONB,
+    outcome_id TEXT, event_id TEXT, ts DOUBLE PRECISION, signals JSON,
     received_at DOUBLE PRECISION
 );
 CREATE TEMP TABLE IF NOT EXISTS stage_examples (
     event_id TEXT, reward_spec TEXT, revision INTEGER, app TEXT, ts DOUBLE PRECISION,
     joined_at DOUBLE PRECISION, reward DOUBLE PRECISION, late SMALLINT, defaulted SMALLINT,
-    is_current SMALLINT, body JSONB
+    is_current SMALLINT, body JSON
 )
 """
 
@@ -141,7 +143,11 @@ class PostgresEngine:
             self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._join_key + 1,))
             self._conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             self._conn.execute(f'SET search_path TO "{schema}"')
-            for statement in TABLES.split(";"):
+            # DDL takes table locks that deadlock with a running join step: run it once.
+            ready = self._conn.execute(
+                "SELECT to_regclass(%s)", (f'"{schema}".join_progress',)
+            ).fetchone()
+            for statement in TABLES.split(";") if ready is None or ready[0] is None else []:
                 if statement.strip():
                     self._conn.execute(statement)
         for statement in STAGING.split(";"):

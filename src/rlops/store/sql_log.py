@@ -14,6 +14,7 @@ together, so a kill at any point either commits a step or leaves no trace of it.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -310,6 +311,8 @@ class SqlDecisionLog:
         """
         if batch_size < 1:
             raise ValidationError("batch_size must be >= 1", field="batch_size")
+        if isinstance(now, bool) or not isinstance(now, int | float) or not math.isfinite(now):
+            raise ValidationError(f"now must be a finite time, got {now!r}", field="now")
         hit = fault or _no_fault
         engine = self._engine
         with engine.write() as tx:
@@ -476,8 +479,18 @@ class SqlDecisionLog:
         for i in range(0, len(examples), batch_size):
             chunk = rescore(examples[i : i + batch_size], reward)
             with self._engine.write() as tx:
+                self._engine.lock_join(tx)
                 inserted += self._engine.insert_ignore(
                     tx, "examples", EXAMPLE_COLUMNS, [example_row(e) for e in chunk]
+                )
+                # Only the highest revision of each (event, spec) stays current.
+                predicate, params = self._engine.any_of("event_id", [e.event_id for e in chunk])
+                tx.execute(
+                    "UPDATE examples SET is_current = CASE WHEN revision = (SELECT MAX(e2.revision)"
+                    " FROM examples e2 WHERE e2.event_id = examples.event_id"
+                    " AND e2.reward_spec = examples.reward_spec) THEN 1 ELSE 0 END"
+                    f" WHERE reward_spec = ? AND {predicate}",
+                    [reward.hash, *params],
                 )
         return inserted
 

@@ -111,7 +111,7 @@ def _postgres_once(
         conn.execute(f"SET search_path TO {schema}")
         conn.execute(
             "CREATE TABLE raw (event_id TEXT, ts DOUBLE PRECISION, app TEXT, unit_id TEXT,"
-            " arm TEXT, policy_version TEXT, features JSONB, action_ids JSONB, action_id TEXT,"
+            " arm TEXT, policy_version TEXT, features JSON, action_ids JSON, action_id TEXT,"
             " propensity DOUBLE PRECISION, explored SMALLINT)"
         )
         sql = f"INSERT INTO raw VALUES ({', '.join(['%s'] * len(DECISION_COLUMNS))})"

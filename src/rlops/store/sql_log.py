@@ -78,6 +78,13 @@ def _range(column: str, start: float | None, end: float | None, params: list[Any
     return clauses
 
 
+def _equal(column: str, value: object, clauses: list[str], params: list[Any]) -> None:
+    """Add ``column = value`` unless ``value`` is None (no filter)."""
+    if value is not None:
+        clauses.append(f"{column} = ?")
+        params.append(value)
+
+
 def _where(clauses: list[str]) -> str:
     return (" WHERE " + " AND ".join(clauses)) if clauses else ""
 
@@ -133,9 +140,7 @@ class SqlDecisionLog:
     ) -> list[Decision]:
         params: list[Any] = []
         clauses = _range("ts", start, end, params)
-        if app is not None:
-            clauses.append("app = ?")
-            params.append(app)
+        _equal("app", app, clauses, params)
         sql = _DECISION_SELECT + _where(clauses) + " ORDER BY ts, seq"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
@@ -176,9 +181,7 @@ class SqlDecisionLog:
     ) -> list[Outcome]:
         params: list[Any] = []
         clauses = _range("ts", start, end, params)
-        if event_id is not None:
-            clauses.append("event_id = ?")
-            params.append(event_id)
+        _equal("event_id", event_id, clauses, params)
         if status is not None:
             if status not in OUTCOME_STATUSES:
                 raise ValidationError(f"unknown outcome status {status!r}", field="status")
@@ -206,12 +209,8 @@ class SqlDecisionLog:
     ) -> list[Example]:
         params: list[Any] = []
         clauses = _range("ts", start, end, params)
-        if app is not None:
-            clauses.append("app = ?")
-            params.append(app)
-        if reward_spec is not None:
-            clauses.append("reward_spec = ?")
-            params.append(reward_spec)
+        _equal("app", app, clauses, params)
+        _equal("reward_spec", reward_spec, clauses, params)
         if current_only:
             clauses.append("is_current = 1")
         sql = (
@@ -231,9 +230,7 @@ class SqlDecisionLog:
     ) -> int:
         params: list[Any] = []
         clauses = _range("ts", start, end, params)
-        if app is not None:
-            clauses.append("app = ?")
-            params.append(app)
+        _equal("app", app, clauses, params)
         return self._count("SELECT COUNT(*) FROM decisions" + _where(clauses), params)
 
     def count_outcomes(self, *, start: float | None = None, end: float | None = None) -> int:
@@ -248,12 +245,8 @@ class SqlDecisionLog:
         """Current examples, optionally only those joined at or after ``since``."""
         params: list[Any] = []
         clauses = ["is_current = 1", *_range("joined_at", since, None, params)]
-        if app is not None:
-            clauses.append("app = ?")
-            params.append(app)
-        if reward_spec is not None:
-            clauses.append("reward_spec = ?")
-            params.append(reward_spec)
+        _equal("app", app, clauses, params)
+        _equal("reward_spec", reward_spec, clauses, params)
         return self._count("SELECT COUNT(*) FROM examples" + _where(clauses), params)
 
     def stats(self) -> LogStats:
@@ -426,13 +419,19 @@ class SqlDecisionLog:
         decisions = [
             decision_from_row(r) for r in tx.query(_DECISION_SELECT + f" WHERE {predicate}", params)
         ]
-        fresh = self._new_outcomes_of(tx, ids)
+        # One read gives every outcome to score and, by status, the new ones to mark late:
+        # two reads could disagree on an outcome committed between them.
         every: dict[str, list[Outcome]] = defaultdict(list)
+        late: list[Outcome] = []
         for row in tx.query(
-            _OUTCOME_SELECT + f" WHERE status IN ('joined', 'late', 'new') AND {predicate}",
+            "SELECT outcome_id, event_id, ts, signals, status FROM outcomes"
+            f" WHERE status IN ('joined', 'late', 'new') AND {predicate}",
             params,
         ):
-            every[row[1]].append(outcome_from_row(row))
+            received = outcome_from_row(row)
+            every[row[1]].append(received)
+            if row[4] == "new":
+                late.append(received)
         revisions = dict(
             tx.query(
                 "SELECT event_id, MAX(revision) FROM examples"
@@ -459,7 +458,6 @@ class SqlDecisionLog:
             tx, "examples", EXAMPLE_COLUMNS, [example_row(e) for e in examples]
         )
         hit("late_examples_written")
-        late = [o for group in fresh.values() for o in group]
         self._mark_outcomes(tx, late, "late")
         return len(examples), len(late)
 

@@ -1,0 +1,89 @@
+"""Logged data straight from the simulators, for learning tests and the demo.
+
+The same records could go through the decision log and the join (and
+:mod:`rlops.sim.logging` does exactly that); this path skips the database to produce
+hundreds of thousands of rows in seconds, scoring each step with the same reward spec
+(:func:`rlops.sim.vector_reward.vector_reward`), so a learner sees what the join would
+give it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rlops.core.actions import ActionCatalog
+from rlops.learn.data import LoggedData
+from rlops.rewards.seeds import advisor_reward, pricing_reward
+from rlops.sim.advisor_core import ADVISOR_ACTIONS, ADVISOR_SCHEMA, AdvisorConfig
+from rlops.sim.baselines import Policy
+from rlops.sim.market_data import MarketSpec
+from rlops.sim.pricing_core import PRICING_ACTIONS, PRICING_SCHEMA, PricingConfig
+from rlops.sim.rollout import advisor_run, pricing_run
+from rlops.sim.vector_reward import vector_reward
+
+
+def pricing_logs(
+    policy: Policy,
+    config: PricingConfig,
+    seed: int,
+    *,
+    windows: int = 1,
+    catalog: ActionCatalog = PRICING_ACTIONS,
+) -> LoggedData:
+    """One row per customer visit; ``unit_ids`` are products, ``ts`` simulated hours."""
+    feats, acts, props, rews, units, ts = [], [], [], [], [], []
+    for step in pricing_run(policy, config, seed, windows=windows, catalog=catalog):
+        assert step.pricing is not None
+        feats.append(step.features)
+        acts.append(step.actions)
+        props.append(step.propensities)
+        rews.append(vector_reward(pricing_reward, step.pricing.signals))
+        units.append(np.arange(config.n_products))
+        ts.append(step.pricing.hours)
+    n = sum(len(a) for a in acts)
+    return LoggedData(
+        features=np.concatenate(feats),
+        actions=np.concatenate(acts),
+        propensities=np.concatenate(props),
+        rewards=np.concatenate(rews),
+        allowed=np.ones((n, len(catalog)), dtype=bool),
+        unit_ids=np.char.add("product-", np.concatenate(units).astype(np.str_)),
+        ts=np.concatenate(ts),
+        schema=PRICING_SCHEMA,
+        catalog=catalog,
+        reward_spec=pricing_reward.hash,
+    )
+
+
+def advisor_logs(
+    policy: Policy,
+    config: AdvisorConfig,
+    market: MarketSpec,
+    seed: int,
+    *,
+    max_days: int | None = None,
+    catalog: ActionCatalog = ADVISOR_ACTIONS,
+) -> LoggedData:
+    """One row per (user, trading day); ``unit_ids`` are users, ``ts`` the day index."""
+    feats, acts, props, rews, units, ts = [], [], [], [], [], []
+    for step in advisor_run(policy, config, market, seed, max_days=max_days, catalog=catalog):
+        assert step.advisor is not None
+        feats.append(step.features)
+        acts.append(step.actions)
+        props.append(step.propensities)
+        rews.append(vector_reward(advisor_reward, step.advisor.signals))
+        units.append(np.arange(config.n_users))
+        ts.append(np.full(config.n_users, float(step.advisor.day)))
+    n = sum(len(a) for a in acts)
+    return LoggedData(
+        features=np.concatenate(feats),
+        actions=np.concatenate(acts),
+        propensities=np.concatenate(props),
+        rewards=np.concatenate(rews),
+        allowed=np.ones((n, len(catalog)), dtype=bool),
+        unit_ids=np.char.add("user-", np.concatenate(units).astype(np.str_)),
+        ts=np.concatenate(ts),
+        schema=ADVISOR_SCHEMA,
+        catalog=catalog,
+        reward_spec=advisor_reward.hash,
+    )

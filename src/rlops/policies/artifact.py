@@ -45,7 +45,8 @@ Arrays = dict[str, npt.NDArray[Any]]
 class SaveablePolicy(Policy, Protocol):
     """A policy family the artifact can write: parameters as JSON plus named arrays."""
 
-    family: str
+    @property
+    def family(self) -> str: ...
 
     def to_artifact(self) -> tuple[dict[str, Any], Arrays]: ...
 

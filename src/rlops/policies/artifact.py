@@ -45,7 +45,8 @@ Arrays = dict[str, npt.NDArray[Any]]
 class SaveablePolicy(Policy, Protocol):
     """A policy family the artifact can write: parameters as JSON plus named arrays."""
 
-    family: str
+    @property
+    def family(self) -> str: ...  # read-only, so a family's ClassVar satisfies it
 
     def to_artifact(self) -> tuple[dict[str, Any], Arrays]: ...
 
@@ -60,11 +61,12 @@ def register_family(name: str, loader: Loader) -> None:
 
 
 def _builtin_families() -> None:
+    from rlops.policies.bandit import BanditPolicy
     from rlops.policies.linear import BilinearPolicy, LinearPolicy
     from rlops.policies.mlp import MLPPolicy
     from rlops.policies.rules import RulesPolicy
 
-    for kind in (LinearPolicy, BilinearPolicy, MLPPolicy, RulesPolicy):
+    for kind in (LinearPolicy, BilinearPolicy, MLPPolicy, RulesPolicy, BanditPolicy):
         FAMILIES.setdefault(kind.family, kind.from_artifact)
 
 

@@ -46,7 +46,7 @@ class SaveablePolicy(Policy, Protocol):
     """A policy family the artifact can write: parameters as JSON plus named arrays."""
 
     @property
-    def family(self) -> str: ...
+    def family(self) -> str: ...  # read-only, so a family's ClassVar satisfies it
 
     def to_artifact(self) -> tuple[dict[str, Any], Arrays]: ...
 
@@ -61,11 +61,12 @@ def register_family(name: str, loader: Loader) -> None:
 
 
 def _builtin_families() -> None:
+    from rlops.policies.bandit import BanditPolicy
     from rlops.policies.linear import BilinearPolicy, LinearPolicy
     from rlops.policies.mlp import MLPPolicy
     from rlops.policies.rules import RulesPolicy
 
-    for kind in (LinearPolicy, BilinearPolicy, MLPPolicy, RulesPolicy):
+    for kind in (LinearPolicy, BilinearPolicy, MLPPolicy, RulesPolicy, BanditPolicy):
         FAMILIES.setdefault(kind.family, kind.from_artifact)
 
 

@@ -60,8 +60,8 @@ class LinearPolicy:
     head: Head = GREEDY
     shift: Array | None = None
     scale: Array | None = None
-    _index: dict[str, int] = field(default_factory=dict, repr=False)
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    _index: dict[str, int] = field(default_factory=dict, repr=False, init=False)
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, init=False)
 
     def __post_init__(self) -> None:
         weights = np.ascontiguousarray(self.weights, dtype=np.float64)
@@ -156,7 +156,7 @@ class BilinearPolicy:
     head: Head = GREEDY
     shift: Array | None = None
     scale: Array | None = None
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, init=False)
 
     def __post_init__(self) -> None:
         matrix = np.asarray(self.matrix, dtype=np.float64)

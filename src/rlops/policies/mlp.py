@@ -48,8 +48,8 @@ class MLPPolicy:
     head: Head = GREEDY
     shift: Array | None = None
     scale: Array | None = None
-    _index: dict[str, int] = field(default_factory=dict, repr=False)
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    _index: dict[str, int] = field(default_factory=dict, repr=False, init=False)
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, init=False)
 
     def __post_init__(self) -> None:
         if self.activation not in ("relu", "tanh"):

@@ -9,7 +9,7 @@ import pytest
 
 from rlops.core.actions import Action
 from rlops.core.errors import NotFoundError, ValidationError
-from rlops.policies import BilinearPolicy, MLPPolicy, load_policy, save_policy
+from rlops.policies import BilinearPolicy, LinearPolicy, MLPPolicy, load_policy, save_policy
 from rlops.policies.stack import PolicyStack, SafetyConfig
 from rlops.safety import StaticMask
 from tests.policies.conftest import FAMILIES, Case, contexts
@@ -126,3 +126,22 @@ def test_a_subset_catalog_reads_the_right_outputs() -> None:
     x = contexts(schema, 30)
     full = policy.scores(x, catalog)
     np.testing.assert_allclose(policy.scores(x, retired), full[:, 1:])
+
+
+def test_a_replaced_policy_does_not_reuse_the_old_cache() -> None:
+    import dataclasses
+
+    for name, arrays in (("linear", ("weights", "bias")), ("bilinear", ("matrix",))):
+        policy, schema, catalog = FAMILIES[name](np.random.default_rng(0))
+        assert isinstance(policy, LinearPolicy | BilinearPolicy)
+        x = contexts(schema, 3)
+        assert np.ptp(policy.scores(x, catalog)) > 0
+        zero = {a: np.zeros_like(getattr(policy, a)) for a in arrays}
+        changed = dataclasses.replace(policy, **zero)
+        np.testing.assert_array_equal(changed.scores(x, catalog), 0.0)
+    mlp, schema, catalog = FAMILIES["mlp_q"](np.random.default_rng(0))
+    assert isinstance(mlp, MLPPolicy)
+    x = contexts(schema, 3)
+    mlp.scores(x, catalog)
+    flat = tuple((np.zeros_like(w), np.zeros_like(b)) for w, b in mlp.layers)
+    np.testing.assert_array_equal(dataclasses.replace(mlp, layers=flat).scores(x, catalog), 0.0)

@@ -23,6 +23,7 @@ from rlops.learn.bandits import BanditConfig, BanditLearner, standardizer, train
 from rlops.learn.data import LoggedData
 from rlops.learn.simdata import advisor_logs
 from rlops.policies import BanditPolicy, load_policy, save_policy
+from rlops.policies.bandit import Form
 from rlops.policies.bandit_rules import RULES, Rule
 from rlops.sim.advisor_core import ADVISOR_ACTIONS, ADVISOR_SCHEMA, AdvisorConfig
 from rlops.sim.baselines import UniformRandom
@@ -353,3 +354,27 @@ def test_empty_data_gives_the_prior() -> None:
     x = np.zeros((3, ADVISOR_SCHEMA.dim), dtype=np.float32)
     mean, _ = policy.estimates(x, ADVISOR_ACTIONS)
     assert np.all(mean == 0.0)
+
+
+@pytest.mark.parametrize("form", ["disjoint", "shared"])
+def test_resuming_from_a_served_snapshot_equals_never_stopping(form: Form) -> None:
+    """Fine-tuning and online updates continue from the artifact's A^-1 and theta."""
+    data = advisor_logs(
+        UniformRandom(),
+        AdvisorConfig(n_users=20),
+        MarketSpec(start="2013-01-02", end="2014-12-31"),
+        seed=0,
+        max_days=20,
+    )
+    first, second = (
+        data.subset(data.ts < data.ts.min() + 10),
+        data.subset(data.ts >= data.ts.min() + 10),
+    )
+    config = BanditConfig(form=form, action_map="quadratic" if form == "shared" else "identity")
+    straight = BanditLearner.fit(first, config)
+    straight.learn(second)
+    resumed = BanditLearner.from_policy(
+        BanditLearner.fit(first, config).policy(), config, data.catalog
+    )
+    resumed.learn(second)
+    np.testing.assert_allclose(resumed.theta, straight.theta, atol=1e-8)

@@ -278,6 +278,41 @@ class BanditLearner:
         learner.learn(data)
         return learner
 
+    @classmethod
+    def from_policy(
+        cls, policy: BanditPolicy, config: BanditConfig, catalog: ActionCatalog, *, seed: int = 0
+    ) -> BanditLearner:
+        """Resume learning from a served snapshot (fine-tuning, online updates).
+
+        A snapshot keeps ``A^{-1}`` and ``theta``; ``b = A theta`` recovers the rest, so
+        continuing from it equals never having stopped (up to float round-off).
+        Disjoint rows follow ``catalog``; an action the snapshot never saw starts at
+        the prior, as :meth:`add_action` would give it.
+        """
+        if not isinstance(policy, BanditPolicy):
+            raise ValidationError("a bandit can only resume from a bandit policy", field="parent")
+        if policy.form != config.form or policy.action_map != config.action_map:
+            raise ValidationError(
+                f"the parent is a {policy.form}/{policy.action_map} bandit; the config asks "
+                f"for {config.form}/{config.action_map}",
+                field="form",
+            )
+        learner = cls(
+            config, catalog, policy.dim, shift=policy.shift, scale=policy.scale, seed=seed
+        )
+        if config.form == "disjoint":
+            rows = {a: i for i, a in enumerate(policy.action_ids)}
+            for k, action in enumerate(catalog.ids):
+                if action in rows:
+                    learner.a_inv[k] = policy.a_inv[rows[action]]
+                    learner.b[k] = np.linalg.solve(
+                        policy.a_inv[rows[action]], policy.theta[rows[action]]
+                    )
+        else:
+            learner.a_inv = policy.a_inv.copy()
+            learner.b = np.asarray(np.linalg.solve(policy.a_inv, policy.theta), dtype=np.float64)
+        return learner
+
     def add_action(self, action: Action) -> None:
         """Append ``action`` to the catalog (cold start).
 

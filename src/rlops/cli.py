@@ -179,6 +179,42 @@ def snapshot(
 
 
 @app.command()
+def train(
+    app_name: Annotated[str, typer.Option("--app", help="pricing or advisor")],
+    learner: Annotated[str, typer.Option(help="bandit, cql, bc, apprentice, ppo or dqn")],
+    out: Annotated[Path, typer.Option(help="Artifact directory to write (must not exist).")],
+    snapshot: Annotated[
+        Path | None, typer.Option(help="Parquet snapshot to train on (offline learners).")
+    ] = None,
+    config: Annotated[
+        str | None, typer.Option(help="Learner config: inline JSON or a JSON file.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    parent: Annotated[
+        Path | None, typer.Option(help="Fine-tune this artifact (warm start).")
+    ] = None,
+    old_snapshot: Annotated[
+        Path | None, typer.Option(help="Data the parent was trained on, mixed in.")
+    ] = None,
+    old_fraction: Annotated[float, typer.Option(help="Share of old rows in the mix.")] = 0.5,
+) -> None:
+    """Train a policy from a snapshot (or the simulator) into a verified artifact."""
+    from rlops.learn.commands import train_command
+
+    train_command(
+        app=app_name,
+        learner=learner,
+        out=out,
+        snapshot=snapshot,
+        config=config,
+        seed=seed,
+        parent=parent,
+        old_snapshot=old_snapshot,
+        old_fraction=old_fraction,
+    )
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Directory for the demo's log and report.")] = Path(
         "demo-report"

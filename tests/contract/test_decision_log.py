@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 
 from rlops.core import Decision, Outcome, ValidationError
+from rlops.core.errors import IntegrityError
 from rlops.rewards import JoinConfig, pricing_reward, pricing_spec
 from rlops.rewards.spec import RewardFunction
-from rlops.store import SqlDecisionLog
-from tests.factories import decision, outcome
+from rlops.store import SqlDecisionLog, open_log
+from rlops.store.codec import action_set_key
+from tests.factories import ACTIONS, decision, outcome
 
 CONFIG = JoinConfig("pricing", pricing_reward, window_seconds=100.0, default_reward=-0.1)
 
@@ -236,3 +238,43 @@ def test_join_step_refuses_a_non_finite_now(log: SqlDecisionLog, now: Any) -> No
     with pytest.raises(ValidationError, match="now"):
         log.join_step(CONFIG, now=now)
     assert log.stats().examples == 0
+
+
+def _with_actions(d: Decision, actions: tuple[str, ...]) -> Decision:
+    return Decision(**{**d.to_json(), "action_ids": actions})
+
+
+def test_large_batches_keep_order_duplicates_and_each_action_list(log: SqlDecisionLog) -> None:
+    lists = [ACTIONS, ("c", "b", "a"), ("a", "b", "c", "d")]
+    batch = [_with_actions(decision(i), lists[i % 3]) for i in range(257)]
+    # Repeats inside the batch, across the insert's chunks, and of a committed decision.
+    log.append_decisions(batch[:3])
+    again = [*batch[:150], batch[120], *batch[150:], batch[2]]
+    result = log.append_decisions(again)
+    assert (result.inserted, result.duplicates) == (254, 5)
+    assert list(log.iter_decisions(page=100)) == batch
+    with open_log(log.url) as fresh:  # nothing cached: keys resolve from the database
+        assert fresh.decisions() == batch
+        assert [d.action_ids for d in fresh.decisions(limit=3)] == lists
+        assert fresh.append_decisions([decision(999)]).inserted == 1
+    with log._engine.read() as tx:
+        assert tx.query("SELECT COUNT(*) FROM action_sets")[0][0] == 3
+
+
+def test_an_action_list_key_held_for_another_list_is_refused(log: SqlDecisionLog) -> None:
+    with log._engine.write() as tx:
+        tx.execute(
+            "INSERT INTO action_sets (id, ids) VALUES (?, ?)",
+            (action_set_key(ACTIONS), '["x","y"]'),
+        )
+    with pytest.raises(IntegrityError, match="action set"):
+        log.append_decisions([decision(1)])
+    assert log.count_decisions() == 0
+
+
+def test_a_decision_whose_action_list_is_gone_fails_loudly(log: SqlDecisionLog) -> None:
+    log.append_decisions([decision(1)])
+    with log._engine.write() as tx:
+        tx.execute("DELETE FROM action_sets")
+    with open_log(log.url) as fresh, pytest.raises(IntegrityError, match="unknown action"):
+        fresh.decisions()

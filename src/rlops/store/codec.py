@@ -1,11 +1,21 @@
-"""Row encoding shared by every SQL backend: records <-> tuples of plain values."""
+"""Row encoding shared by every SQL backend: records <-> tuples of plain values.
+
+A decision's ``action_ids`` repeat across rows (one list per catalog version), so each
+distinct ordered list is stored once, in ``action_sets``, and a decision row keeps only
+its key: a 64-bit content hash of the list, which every process computes alike with no
+round trip to the database. Two lists under one key are refused: within a process by
+:func:`register_action_set`, against the database when a log first writes or reads one.
+"""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
 
+from rlops.core.errors import IntegrityError
 from rlops.core.records import Decision, Example, Outcome
 
 DECISION_COLUMNS = (
@@ -16,7 +26,7 @@ DECISION_COLUMNS = (
     "arm",
     "policy_version",
     "features",
-    "action_ids",
+    "action_set",
     "action_id",
     "propensity",
     "explored",
@@ -48,36 +58,65 @@ def loads(value: Any) -> Any:
     return value
 
 
-_IDS_JSON: dict[tuple[str, ...], str] = {}
+ACTION_SET_COLUMNS = ("id", "ids")
+_SET_KEYS: dict[tuple[str, ...], int] = {}
+_SET_IDS: dict[int, tuple[str, ...]] = {}
+_MAX_SETS = 65536  # bounded, should every decision carry a list of its own
 
 
-def _ids_json(ids: tuple[str, ...]) -> str:
-    """Action-id lists repeat (one per catalog version), so encode each once."""
-    text = _IDS_JSON.get(ids)
-    if text is None:
-        if len(_IDS_JSON) > 1024:
-            _IDS_JSON.clear()
-        text = _IDS_JSON[ids] = orjson.dumps(ids).decode()
-    return text
+def action_set_key(ids: tuple[str, ...]) -> int:
+    """The key of an ordered action-id list: a signed 64-bit hash of its JSON text."""
+    key = _SET_KEYS.get(ids)
+    if key is None:
+        digest = hashlib.blake2b(orjson.dumps(ids), digest_size=8).digest()
+        key = int.from_bytes(digest, "big", signed=True)
+        register_action_set(key, ids)
+    return key
 
 
-def decision_row(d: Decision) -> tuple[Any, ...]:
-    return (
-        d.event_id,
-        d.ts,
-        d.app,
-        d.unit_id,
-        d.arm,
-        d.policy_version,
-        orjson.dumps(d.features).decode(),
-        _ids_json(d.action_ids),
-        d.action_id,
-        d.propensity,
-        1 if d.explored else 0,
-    )
+def register_action_set(key: int, ids: tuple[str, ...]) -> None:
+    """Remember ``key`` for ``ids``; raise if this process has seen it for another list."""
+    seen = _SET_IDS.get(key)
+    if seen is not None and seen != ids:
+        raise IntegrityError(
+            f"action sets {list(seen)} and {list(ids)} hash to one key {key}",
+            field="action_ids",
+        )
+    if len(_SET_KEYS) >= _MAX_SETS:
+        _SET_KEYS.clear()
+        _SET_IDS.clear()
+    _SET_KEYS[ids] = key
+    _SET_IDS[key] = ids
 
 
-def decision_from_row(row: tuple[Any, ...]) -> Decision:
+def action_set_row(key: int, ids: tuple[str, ...]) -> tuple[int, str]:
+    return (key, orjson.dumps(ids).decode())
+
+
+def decision_rows(decisions: Iterable[Decision]) -> list[tuple[Any, ...]]:
+    """Rows as :data:`DECISION_COLUMNS`: the append's hot loop, one comprehension."""
+    dumps = orjson.dumps
+    keys = _SET_KEYS
+    return [
+        (
+            d.event_id,
+            d.ts,
+            d.app,
+            d.unit_id,
+            d.arm,
+            d.policy_version,
+            dumps(d.features).decode(),
+            keys.get(d.action_ids) or action_set_key(d.action_ids),  # a 0 key recomputes
+            d.action_id,
+            d.propensity,
+            1 if d.explored else 0,
+        )
+        for d in decisions
+    ]
+
+
+def decision_from_row(row: Sequence[Any], action_sets: Mapping[int, tuple[str, ...]]) -> Decision:
+    """``row`` as :data:`DECISION_COLUMNS` (extra trailing columns are ignored)."""
     return Decision(
         event_id=row[0],
         ts=row[1],
@@ -86,7 +125,7 @@ def decision_from_row(row: tuple[Any, ...]) -> Decision:
         arm=row[4],
         policy_version=row[5],
         features=loads(row[6]),
-        action_ids=tuple(loads(row[7])),
+        action_ids=action_sets[row[7]],
         action_id=row[8],
         propensity=row[9],
         explored=bool(row[10]),

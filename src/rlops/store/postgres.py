@@ -35,10 +35,14 @@ CREATE TABLE IF NOT EXISTS decisions (
     arm TEXT NOT NULL,
     policy_version TEXT NOT NULL,
     features JSON NOT NULL,
-    action_ids JSON NOT NULL,
+    action_set BIGINT NOT NULL,
     action_id TEXT NOT NULL,
     propensity DOUBLE PRECISION NOT NULL,
     explored SMALLINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS action_sets (
+    id BIGINT PRIMARY KEY,
+    ids JSON NOT NULL
 );
 CREATE INDEX IF NOT EXISTS decisions_ts ON decisions USING brin (ts);
 CREATE TABLE IF NOT EXISTS pending (
@@ -92,7 +96,7 @@ CREATE TABLE IF NOT EXISTS join_progress (
 STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS stage_decisions (
     event_id TEXT, ts DOUBLE PRECISION, app TEXT, unit_id TEXT, arm TEXT,
-    policy_version TEXT, features JSON, action_ids JSON, action_id TEXT,
+    policy_version TEXT, features JSON, action_set BIGINT, action_id TEXT,
     propensity DOUBLE PRECISION, explored SMALLINT
 );
 CREATE TEMP TABLE IF NOT EXISTS stage_outcomes (
@@ -143,9 +147,10 @@ class PostgresEngine:
             self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._join_key + 1,))
             self._conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             self._conn.execute(f'SET search_path TO "{schema}"')
-            # DDL takes table locks that deadlock with a running join step: run it once.
+            # DDL takes table locks that deadlock with a running join step: run it once,
+            # keyed on the newest table, so a schema made before it gains it.
             ready = self._conn.execute(
-                "SELECT to_regclass(%s)", (f'"{schema}".join_progress',)
+                "SELECT to_regclass(%s)", (f'"{schema}".action_sets',)
             ).fetchone()
             for statement in TABLES.split(";") if ready is None or ready[0] is None else []:
                 if statement.strip():

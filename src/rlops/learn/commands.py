@@ -54,11 +54,12 @@ def train_command(
 
         try:
             if learner in ONLINE:
-                from rlops.learn.sb3 import EnvSpec, OnlineConfig, save_online, train
+                from rlops.learn.sb3 import OnlineConfig, save_online, train
 
+                env = {"app": app, **settings.pop("env", {})}
                 online = OnlineConfig.from_json(
-                    {"algo": learner, "seed": seed, "env": EnvSpec(app=app).to_json(), **settings}
-                )  # type: ignore[arg-type]  # app is checked by EnvSpec
+                    {"algo": learner, "seed": seed, "env": env, **settings}
+                )
                 model = train(online, progress=progress)
                 manifest = save_online(
                     out, model, online, name=f"{app}-{learner}", created_at=time.time()

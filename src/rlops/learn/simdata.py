@@ -12,10 +12,13 @@ from __future__ import annotations
 import numpy as np
 
 from rlops.core.actions import ActionCatalog
+from rlops.core.errors import ValidationError
+from rlops.core.records import Example
 from rlops.learn.data import LoggedData
 from rlops.rewards.seeds import advisor_reward, pricing_reward
 from rlops.sim.advisor_core import ADVISOR_ACTIONS, ADVISOR_SCHEMA, AdvisorConfig
 from rlops.sim.baselines import Policy
+from rlops.sim.logging import features_by_name
 from rlops.sim.market_data import MarketSpec
 from rlops.sim.pricing_core import PRICING_ACTIONS, PRICING_SCHEMA, PricingConfig
 from rlops.sim.rollout import advisor_run, pricing_run
@@ -87,3 +90,27 @@ def advisor_logs(
         catalog=catalog,
         reward_spec=advisor_reward.hash,
     )
+
+
+def as_examples(data: LoggedData, *, app: str, policy_version: str = "sim") -> list[Example]:
+    """The rows as joined :class:`Example` records (for snapshots built without a log)."""
+    if data.reward_spec is None:
+        raise ValidationError("the data has no reward version to tag examples with", field="data")
+    ids = data.catalog.ids
+    return [
+        Example(
+            event_id=f"{app}-{i:09d}",
+            features=features_by_name(data.schema, data.features[i]),
+            action_ids=tuple(a for a, ok in zip(ids, data.allowed[i], strict=True) if ok),
+            action_id=ids[int(data.actions[i])],
+            propensity=float(data.propensities[i]),
+            reward=float(data.rewards[i]),
+            reward_spec=data.reward_spec,
+            app=app,
+            ts=float(data.ts[i]),
+            unit_id=str(data.unit_ids[i]),
+            policy_version=policy_version,
+            n_outcomes=1,
+        )
+        for i in range(len(data))
+    ]

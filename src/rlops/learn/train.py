@@ -73,7 +73,7 @@ def train_offline(
     if learner == "bandit":
         from rlops.learn.bandits import BanditConfig, BanditLearner
 
-        bandit_config = BanditConfig.from_json({**settings})
+        bandit_config = BanditConfig.from_json(dict(config or {}))
         if parent is not None:
             learner_state = BanditLearner.from_policy(
                 parent.policy, bandit_config, data.catalog, seed=seed
@@ -82,7 +82,7 @@ def train_offline(
         else:
             learner_state = BanditLearner.fit(data, bandit_config, seed=seed)
         policy = learner_state.policy()
-        full = bandit_config.to_json()
+        full = {**bandit_config.to_json(), "seed": seed}
     elif learner == "cql":
         from rlops.learn.cql import CQLConfig, train_cql
 

@@ -247,12 +247,65 @@ def gate(
     thresholds: Annotated[Path | None, typer.Option(help="JSON or TOML thresholds")] = None,
     policy: Annotated[str, typer.Option(help="baseline, bad or random")] = "baseline",
     seeds: Annotated[int, typer.Option(help="seeds per scenario")] = 3,
+    version: Annotated[
+        str | None,
+        typer.Option(help="Gate this registered version and store the record (else --policy)."),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Registered policy (default: --app).")] = None,
+    registry: Annotated[Path, typer.Option(envvar="RLOPS_REGISTRY", help="Registry root.")] = Path(
+        "rlops-data/registry"
+    ),
+    index: Annotated[
+        str | None, typer.Option(envvar="RLOPS_REGISTRY_INDEX", help="Registry index URL.")
+    ] = None,
+    log: LogOption = DEFAULT_LOG,
+    since: Annotated[float, typer.Option(help="Recent logs: the last this many seconds.")] = 30
+    * 86_400.0,
+    reward_spec: Annotated[str | None, typer.Option(help="Reward hash of the examples.")] = None,
+    estimator: Annotated[str, typer.Option(help="snips, ips, dr or sndr.")] = "snips",
+    kl_bound: Annotated[float, typer.Option(help="Mean KL to the baseline, nats.")] = 0.5,
+    baseline_floor: Annotated[float, typer.Option(help="Baseline probability floor.")] = 0.05,
+    baseline: Annotated[str, typer.Option(help="KL baseline: baseline or random.")] = "baseline",
+    resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
+    by: Annotated[str | None, typer.Option("--by", help="Who runs the gate.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
 ) -> None:
-    """Exit non-zero, naming each failing threshold, unless the policy passes the battery."""
-    from rlops.sim.cli import gate_command
+    """Exit non-zero, naming each failing threshold, unless the policy passes the battery.
 
-    raise typer.Exit(gate_command(app_name, policy, seeds, thresholds))
+    With --version: gate a registered version (battery, off-policy bound, KL); store the record.
+    """
+    if version is None:
+        from rlops.sim.cli import gate_command
 
+        raise typer.Exit(gate_command(app_name, policy, seeds, thresholds))
+    from rlops.registry.gate_command import GateRequest, gate_version
+
+    request = GateRequest(
+        app=app_name,
+        name=name or app_name,
+        version=version,
+        thresholds=thresholds,
+        seeds=seeds,
+        root=registry,
+        index=index,
+        log=log,
+        since=since,
+        reward_spec=reward_spec,
+        estimator=estimator,
+        kl_bound=kl_bound,
+        baseline_floor=baseline_floor,
+        baseline=baseline,
+        resamples=resamples,
+        by=by,
+        as_json=as_json,
+    )
+    raise typer.Exit(gate_version(request))
+
+
+# The policy registry (issue 6).
+from rlops.registry.commands import registry_app  # noqa: E402
+
+app.add_typer(registry_app, name="registry")
 
 # Off-policy evaluation (issue 5): commands import their heavy modules lazily.
 from rlops.ope import commands as _ope  # noqa: E402

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 BENCH ?=
 OUT ?= demo-report
 
-.PHONY: install test lint typecheck unit demo bench clean
+.PHONY: install install-bench test lint typecheck unit demo bench clean
 
 install: $(STAMP)
 
@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,mlflow]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
+
+# Optional benchmark references (d3rlpy for bench_cql); `make bench` runs without them.
+install-bench: $(STAMP)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[bench]'
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -53,3 +53,19 @@ def test_the_report_holds_the_bound_that_the_raw_candidate_breaks(logs: Logs) ->
     assert report.unconstrained_mean_kl > 0.05
     assert 0.0 < report.mean_baseline_weight < 1.0
     assert report.to_json()["contexts"] == len(new)
+
+
+def test_cql_fine_tuning_starts_from_the_parent(logs: Logs) -> None:
+    from rlops.learn.cql import CQLConfig, train_cql
+
+    old, new = logs
+    parent = train_cql(old, CQLConfig(steps=100, batch_size=64, seed=0)).policy
+    child = train_cql(
+        new, CQLConfig(steps=1, batch_size=64, learning_rate=1e-9, seed=1), init=parent
+    ).policy
+    fresh = train_cql(new, CQLConfig(steps=1, batch_size=64, learning_rate=1e-9, seed=1)).policy
+    x = new.features[:50]
+    np.testing.assert_allclose(
+        child.scores(x, new.catalog), parent.scores(x, new.catalog), atol=1e-5
+    )
+    assert np.abs(fresh.scores(x, new.catalog) - parent.scores(x, new.catalog)).max() > 1e-3

@@ -30,13 +30,19 @@ I64 = npt.NDArray[np.int64]
 
 @dataclass(frozen=True, eq=False)
 class Transitions:
-    """``obs (n, d)``, ``actions (n,)``, ``rewards (n,)``, ``next_obs (n, d)``, ``dones (n,)``."""
+    """``obs (n, d)``, ``actions (n,)``, ``rewards (n,)``, ``next_obs (n, d)``, ``dones (n,)``.
+
+    ``allowed (n, k)`` and ``next_allowed (n, k)``: the actions available in ``s`` and in
+    ``s'`` (``None``: every action), so a learner never bootstraps from one it cannot take.
+    """
 
     obs: F32
     actions: I64
     rewards: F64
     next_obs: F32
     dones: npt.NDArray[np.bool_]
+    allowed: npt.NDArray[np.bool_] | None = None
+    next_allowed: npt.NDArray[np.bool_] | None = None
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -195,6 +201,8 @@ class LoggedData:
             rewards=self.rewards[order],
             next_obs=self.features[following],
             dones=last,
+            allowed=self.allowed[order],
+            next_allowed=self.allowed[following],
         )
 
 

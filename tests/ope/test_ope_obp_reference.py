@@ -1,4 +1,4 @@
-"""Our estimators against obp 0.5.7 on identical inputs (``../shared/reference/ope``)."""
+"""Our estimators against obp 0.5.7 on identical inputs (a copy of ``../shared/reference/ope``)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ from rlops.ope import (
     estimate_all,
 )
 
-REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "ope"
+# A copy of ``../shared/reference/ope`` kept in the repository, so a clean clone on any
+# machine runs these comparisons (the shared folder is not part of a checkout).
+REFERENCE = Path(__file__).resolve().parent / "fixtures" / "obp_reference"
 BOOT_KEY = (
     "obp_bootstrap_ci95_with_q_hat_logreg(1000 resamples; resampling differs between "
     "implementations, compare loosely)"

@@ -9,10 +9,13 @@ give it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from rlops.core.actions import ActionCatalog
 from rlops.core.errors import ValidationError
+from rlops.core.features import FeatureSchema
 from rlops.core.records import Example
 from rlops.learn.data import LoggedData
 from rlops.rewards.seeds import advisor_reward, pricing_reward
@@ -23,6 +26,34 @@ from rlops.sim.market_data import MarketSpec
 from rlops.sim.pricing_core import PRICING_ACTIONS, PRICING_SCHEMA, PricingConfig
 from rlops.sim.rollout import advisor_run, pricing_run
 from rlops.sim.vector_reward import vector_reward
+
+
+def _stacked(
+    feats: list[Any],
+    acts: list[Any],
+    props: list[Any],
+    rews: list[Any],
+    units: list[Any],
+    ts: list[Any],
+    unit_prefix: str,
+    schema: FeatureSchema,
+    catalog: ActionCatalog,
+    reward_spec: str,
+) -> LoggedData:
+    """Per-step arrays of a run stacked into one dataset; every action was allowed."""
+    n = sum(len(a) for a in acts)
+    return LoggedData(
+        features=np.concatenate(feats),
+        actions=np.concatenate(acts),
+        propensities=np.concatenate(props),
+        rewards=np.concatenate(rews),
+        allowed=np.ones((n, len(catalog)), dtype=bool),
+        unit_ids=np.char.add(unit_prefix, np.concatenate(units).astype(np.str_)),
+        ts=np.concatenate(ts),
+        schema=schema,
+        catalog=catalog,
+        reward_spec=reward_spec,
+    )
 
 
 def pricing_logs(
@@ -43,18 +74,17 @@ def pricing_logs(
         rews.append(vector_reward(pricing_reward, step.pricing.signals))
         units.append(np.arange(config.n_products))
         ts.append(step.pricing.hours)
-    n = sum(len(a) for a in acts)
-    return LoggedData(
-        features=np.concatenate(feats),
-        actions=np.concatenate(acts),
-        propensities=np.concatenate(props),
-        rewards=np.concatenate(rews),
-        allowed=np.ones((n, len(catalog)), dtype=bool),
-        unit_ids=np.char.add("product-", np.concatenate(units).astype(np.str_)),
-        ts=np.concatenate(ts),
-        schema=PRICING_SCHEMA,
-        catalog=catalog,
-        reward_spec=pricing_reward.hash,
+    return _stacked(
+        feats,
+        acts,
+        props,
+        rews,
+        units,
+        ts,
+        "product-",
+        PRICING_SCHEMA,
+        catalog,
+        pricing_reward.hash,
     )
 
 
@@ -77,18 +107,8 @@ def advisor_logs(
         rews.append(vector_reward(advisor_reward, step.advisor.signals))
         units.append(np.arange(config.n_users))
         ts.append(np.full(config.n_users, float(step.advisor.day)))
-    n = sum(len(a) for a in acts)
-    return LoggedData(
-        features=np.concatenate(feats),
-        actions=np.concatenate(acts),
-        propensities=np.concatenate(props),
-        rewards=np.concatenate(rews),
-        allowed=np.ones((n, len(catalog)), dtype=bool),
-        unit_ids=np.char.add("user-", np.concatenate(units).astype(np.str_)),
-        ts=np.concatenate(ts),
-        schema=ADVISOR_SCHEMA,
-        catalog=catalog,
-        reward_spec=advisor_reward.hash,
+    return _stacked(
+        feats, acts, props, rews, units, ts, "user-", ADVISOR_SCHEMA, catalog, advisor_reward.hash
     )
 
 

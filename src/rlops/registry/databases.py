@@ -12,7 +12,6 @@ transaction is delivered to listeners exactly when the move commits, never befor
 from __future__ import annotations
 
 import re
-import sqlite3
 import threading
 import zlib
 from collections.abc import Iterator, Sequence
@@ -23,6 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from rlops.core.errors import ValidationError
 from rlops.store.engine import Tx
+from rlops.store.sqlite import connect_wal, read_transaction, write_transaction
 
 # DOUBLE PRECISION is a float64 in both (SQLite gives it REAL affinity); JSON bodies are
 # TEXT, read back by the index, so floats round-trip exactly.
@@ -94,59 +94,25 @@ class Database(Protocol):
     def close(self) -> None: ...
 
 
-class _SqliteTx:
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        return self._conn.execute(sql, params).rowcount
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return self._conn.execute(sql, params).fetchall()
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._conn.executemany(sql, rows)
-
-
 class SqliteDatabase:
     """One file in WAL mode; readers never block the writer, writers queue on a lock."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0
-        )
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA busy_timeout=30000")
+        self._conn = connect_wal(self.path)
         self._conn.execute("PRAGMA foreign_keys=ON")
         with self.write() as tx:
             for statement in DDL.format(serial="INTEGER PRIMARY KEY").split(";"):
                 if statement.strip():
                     tx.execute(statement)
 
-    @contextmanager
-    def write(self) -> Iterator[Tx]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield _SqliteTx(self._conn)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+    def write(self) -> AbstractContextManager[Tx]:
+        return write_transaction(self._conn, self._lock)
 
-    @contextmanager
-    def read(self) -> Iterator[Tx]:
-        with self._lock:
-            self._conn.execute("BEGIN")
-            try:
-                yield _SqliteTx(self._conn)
-            finally:
-                self._conn.execute("COMMIT")
+    def read(self) -> AbstractContextManager[Tx]:
+        return read_transaction(self._conn, self._lock)
 
     def announce(self, tx: Tx, payload: str) -> None:
         """Nothing to send: embedded watchers notice the file change by polling."""

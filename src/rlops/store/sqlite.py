@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -94,7 +94,9 @@ CREATE TABLE IF NOT EXISTS join_progress (
 """
 
 
-class _SqliteTx:
+class SqliteTx:
+    """The :class:`~rlops.store.engine.Tx` of one SQLite connection."""
+
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
@@ -108,46 +110,60 @@ class _SqliteTx:
         self._conn.executemany(sql, rows)
 
 
+def connect_wal(path: Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
+    """One autocommit connection to ``path`` in WAL mode, shared by a process's threads."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+@contextmanager
+def write_transaction(conn: sqlite3.Connection, lock: threading.RLock) -> Iterator[SqliteTx]:
+    """``BEGIN IMMEDIATE`` (the database's write lock) ... ``COMMIT``, rolled back on error."""
+    with lock:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield SqliteTx(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+@contextmanager
+def read_transaction(conn: sqlite3.Connection, lock: threading.RLock) -> Iterator[SqliteTx]:
+    """One consistent snapshot for several reads."""
+    with lock:
+        conn.execute("BEGIN")
+        try:
+            yield SqliteTx(conn)
+        finally:
+            conn.execute("COMMIT")
+
+
 class SqliteEngine:
     name = "sqlite"
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(
-            str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0
-        )
+        self._conn = connect_wal(self.path, synchronous=synchronous)
         self._lock = threading.RLock()
         self._max_params = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         self._inserts: dict[tuple[str, tuple[str, ...]], tuple[int, str, str]] = {}
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute(f"PRAGMA synchronous={synchronous}")
-        self._conn.execute("PRAGMA busy_timeout=30000")
         with self.write() as tx:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     tx.execute(statement)
 
-    @contextmanager
-    def write(self) -> Iterator[_SqliteTx]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield _SqliteTx(self._conn)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+    def write(self) -> AbstractContextManager[SqliteTx]:
+        return write_transaction(self._conn, self._lock)
 
-    @contextmanager
-    def read(self) -> Iterator[_SqliteTx]:
-        with self._lock:
-            self._conn.execute("BEGIN")
-            try:
-                yield _SqliteTx(self._conn)
-            finally:
-                self._conn.execute("COMMIT")
+    def read(self) -> AbstractContextManager[SqliteTx]:
+        return read_transaction(self._conn, self._lock)
 
     def lock_join(self, tx: Tx) -> None:
         """Nothing to do: ``BEGIN IMMEDIATE`` already holds the database's write lock."""

@@ -215,6 +215,50 @@ def train(
 
 
 @app.command()
+def serve(
+    app_name: Annotated[str | None, typer.Option("--app", help="pricing or advisor")] = None,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8080,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    registry: Annotated[str | None, typer.Option(help="Registry directory.")] = None,
+    registry_index: Annotated[
+        str | None, typer.Option(help="Registry index URL (default: SQLite in the directory).")
+    ] = None,
+    log: Annotated[str | None, typer.Option(help="Log URL: sqlite:///path or postgresql://…")] = None,
+    features: Annotated[
+        str | None, typer.Option(help="Feature store: memory or redis://host:port/db")
+    ] = None,
+    experiment: Annotated[
+        str | None, typer.Option(help="Experiment JSON file (arms, aliases, shares).")
+    ] = None,
+    tokens: Annotated[str | None, typer.Option(help="Tokens JSON file.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the per-request draws.")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Server settings as JSON (flags override it).")
+    ] = None,
+) -> None:
+    """Serve decisions over HTTP (the baseline rules on a fresh directory)."""
+    from rlops.serving.serve_command import serve_command
+
+    serve_command(
+        config_file=config,
+        host=host,
+        port=port,
+        workers=workers,
+        overrides={
+            "app": app_name,
+            "registry": registry,
+            "registry_index": registry_index,
+            "log": log,
+            "features": features,
+            "experiment": experiment,
+            "tokens": tokens,
+            "seed": seed,
+        },
+    )
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Directory for the demo's log and report.")] = Path(
         "demo-report"

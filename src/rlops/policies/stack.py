@@ -10,7 +10,7 @@ with, in the order DESIGN.md fixes:
 4. the trust region: the smallest baseline weight that keeps ``KL(served || baseline)``
    within the bound, against the baseline masked and floored the same way (a rule
    engine is deterministic, and a trust region around a one-hot is empty);
-5. one uniform per row, from the caller's generator, picks the action.
+5. one uniform per row, from the caller's generator (or given), picks the action.
 
 ``explored`` marks a decision whose action differs from the policy's own best allowed
 action. The stack is numpy only; the server builds one per loaded version.
@@ -183,12 +183,20 @@ class PolicyStack:
         self,
         features: Features,
         actions: ActionCatalog,
-        rng: np.random.Generator,
+        rng: np.random.Generator | None,
         unit_ids: Sequence[str] | None = None,
         ts: Sequence[float] | None = None,
+        *,
+        uniforms: npt.NDArray[np.float64] | None = None,
     ) -> Decisions:
+        """``uniforms`` (one per row) replace ``rng``: the server derives each from its
+        request id, so a replayed request draws the same action."""
         served, own, weight = self.distribution(features, actions, unit_ids, ts)
-        index = sample(served, rng.random(len(served)))
+        if uniforms is None:
+            if rng is None:
+                raise ValidationError("decide needs an rng or uniforms", field="rng")
+            uniforms = rng.random(len(served))
+        index = sample(served, uniforms)
         rows = np.arange(len(served))
         if self.explorer is not None:
             self.explorer.advance(len(served))

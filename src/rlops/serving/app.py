@@ -1,0 +1,396 @@
+"""The HTTP shell: decode, authorise, call the service, encode. Nothing else lives here.
+
+The hot routes (decisions, outcomes, health, metrics) are plain Starlette endpoints with
+msgspec bodies: a FastAPI route with pydantic models costs several times a whole no-op
+request on this stack. Administration and the API documentation are a FastAPI
+application mounted beneath them; the OpenAPI document it serves is generated from the
+same msgspec types the endpoints decode with (:mod:`rlops.serving.openapi`), so it
+describes every route as it behaves.
+
+Every error is JSON ``{code, message, field}``: 400 malformed JSON, 401/403 tokens, 404,
+405, 409 conflicts, 413 too large, 422 invalid input, 503 (with Retry-After) when the log
+cannot take more. A valid decision request never gets a 5xx: the service falls back to
+the baseline rules, and only the log refusing a write (nothing acknowledged) is a 503.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Mount, Route
+
+from rlops.core.errors import (
+    ConflictError,
+    IntegrityError,
+    NotFoundError,
+    RlopsError,
+    ValidationError,
+)
+from rlops.core.records import Outcome
+from rlops.serving import wire
+from rlops.serving.auth import AuthError, Scope, TokenBook
+from rlops.serving.front import DecisionFront
+from rlops.serving.openapi import openapi_document
+from rlops.serving.service import DecisionService
+from rlops.serving.writer import LogUnavailable, Overloaded
+
+log = logging.getLogger(__name__)
+JSON = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Request size limits in bytes (a batch may be larger than one decision)."""
+
+    body_bytes: int = 64 * 1024
+    batch_body_bytes: int = 4 * 1024 * 1024
+
+
+class TooLarge(RlopsError):
+    code = "too_large"
+
+
+_STATUS: tuple[tuple[type[RlopsError], int], ...] = (
+    (AuthError, 401),
+    (TooLarge, 413),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (IntegrityError, 409),
+    (Overloaded, 503),
+    (LogUnavailable, 503),
+    (ValidationError, 422),
+)
+
+
+def error_response(error: RlopsError) -> Response:
+    status = next((s for kind, s in _STATUS if isinstance(error, kind)), 400)
+    code = error.code
+    if isinstance(error, AuthError):
+        status = error.status
+    elif isinstance(error, ValidationError) and error.field == "body":
+        status, code = 400, "malformed_json"
+    headers: dict[str, str] = {}
+    if isinstance(error, Overloaded):
+        headers["Retry-After"] = str(max(1, round(error.retry_after)))
+    elif isinstance(error, LogUnavailable):
+        headers["Retry-After"] = "1"
+    elif status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    body = wire.ErrorBody(code=code, message=error.message, field=error.field)
+    return Response(wire.encode(body), status_code=status, media_type=JSON, headers=headers)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 past ``limit`` bytes before or while reading it."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise ValidationError("Content-Length is not a number", field="content-length")
+        if int(declared) > limit:
+            raise TooLarge(f"the body is {declared} bytes; the limit is {limit}", field="body")
+        return await request.body()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"the body exceeds the limit of {limit} bytes", field="body")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class Api:
+    """The routes over one service; ``app()`` assembles the ASGI application."""
+
+    def __init__(
+        self,
+        service: DecisionService,
+        front: DecisionFront,
+        tokens: TokenBook,
+        limits: Limits = Limits(),
+        *,
+        lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
+    ) -> None:
+        self.service = service
+        self.front = front
+        self.tokens = tokens
+        self.limits = limits
+        self._lifespan = lifespan
+        self._openapi: dict[str, Any] | None = None
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _endpoint(self, route: str, scope: Scope | None, handler: Handler) -> Handler:
+        metrics = self.service.metrics
+        latency = metrics.latency.labels(route)
+
+        async def endpoint(request: Request) -> Response:
+            started = time.perf_counter()
+            try:
+                if scope is not None:
+                    request.state.actor = self.tokens.authorize(
+                        request.headers.get("authorization"), scope
+                    )
+                response = await handler(request)
+            except RlopsError as error:
+                response = error_response(error)
+                if isinstance(error, Overloaded | LogUnavailable):
+                    metrics.refused.labels(route, error.code).inc()
+                else:
+                    metrics.client_errors.labels(route, error.code).inc()
+            except Exception:  # a bug: still JSON, still counted, never a stack trace
+                log.exception("%s failed", route)
+                body = wire.ErrorBody(code="internal_error", message="internal error")
+                response = Response(wire.encode(body), status_code=500, media_type=JSON)
+            latency.observe(time.perf_counter() - started)
+            return response
+
+        return endpoint
+
+    @staticmethod
+    def _json(body: Any, status: int = 200) -> Response:
+        return Response(wire.encode(body), status_code=status, media_type=JSON)
+
+    # -- decisions and outcomes -----------------------------------------------------------
+
+    async def decision(self, request: Request) -> Response:
+        body = await read_body(request, self.limits.body_bytes)
+        req: wire.DecisionRequest = wire.decode(wire.DECISION, body)
+        context = self.service.check(req.context)
+        (decided,) = await self.front.decide([(req.unit_id, context, req.request_id)])
+        return self._json(_response(decided))
+
+    async def decision_batch(self, request: Request) -> Response:
+        body = await read_body(request, self.limits.batch_body_bytes)
+        batch: wire.DecisionBatchRequest = wire.decode(wire.DECISION_BATCH, body)
+        items = []
+        for i, req in enumerate(batch.requests):
+            try:
+                context = self.service.check(req.context)
+            except ValidationError as error:
+                raise ValidationError(
+                    f"requests[{i}].{error.message}", field=f"requests[{i}].{error.field}"
+                ) from None
+            items.append((req.unit_id, context, req.request_id))
+        decided = await self.front.decide(items)
+        return self._json(wire.DecisionBatchResponse([_response(d) for d in decided]))
+
+    async def outcomes(self, request: Request) -> Response:
+        body = await read_body(request, self.limits.batch_body_bytes)
+        decoded = wire.decode(wire.OUTCOMES, body)
+        many = isinstance(decoded, list)
+        received = time.time()
+        records = []
+        for i, item in enumerate(decoded if many else [decoded]):
+            try:
+                records.append(
+                    Outcome(
+                        outcome_id=item.outcome_id,
+                        event_id=item.event_id,
+                        ts=received if item.ts is None else item.ts,
+                        signals=item.signals,
+                    )
+                )
+            except ValidationError as error:
+                field = f"[{i}].{error.field}" if many else error.field
+                raise ValidationError(f"{field}: {error.message}", field=field) from None
+        accepted = await self.front.record_outcomes(records)
+        return self._json(wire.OutcomeAccepted(accepted), status=202)
+
+    # -- health and metrics ---------------------------------------------------------------
+
+    async def healthz(self, request: Request) -> Response:
+        return self._json(wire.Health(status="ok"))
+
+    async def readyz(self, request: Request) -> Response:
+        ready, checks = self.service.readiness()
+        return self._json(
+            wire.Health(status="ready" if ready else "not_ready", checks=checks),
+            status=200 if ready else 503,
+        )
+
+    async def metrics(self, request: Request) -> Response:
+        self.service.metrics.pending.set(self.service.writer.pending)
+        return Response(generate_latest(self.service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    # -- administration -------------------------------------------------------------------
+
+    def _arms(self) -> list[wire.ArmState]:
+        return [
+            wire.ArmState(
+                name=arm.name,
+                alias=arm.alias,
+                share=arm.share,
+                serving_version=self.service.serving_version(arm.alias),
+                fallback=self.service.serving_version(arm.alias) is None,
+            )
+            for arm in self.service.router.experiment.arms
+        ]
+
+    async def policies(self, request: Request) -> Response:
+        service = self.service
+        aliases = [
+            wire.AliasState(
+                alias=a.alias,
+                version=a.version,
+                revision=a.revision,
+                loaded_version=service.serving_version(a.alias),
+            )
+            for a in service.registry.aliases(service.name)
+        ]
+        return self._json(
+            wire.PoliciesResponse(
+                name=service.name,
+                app=service.app,
+                baseline_version=service.baseline.version,
+                aliases=aliases,
+                arms=self._arms(),
+                experiment=service.router.experiment.to_json(),
+            )
+        )
+
+    def _moved(self, record: Any) -> Response:
+        return self._json(
+            wire.AliasMoved(
+                name=record.name,
+                alias=record.alias,
+                version=record.version,
+                revision=record.revision,
+                serving=self._arms(),
+            )
+        )
+
+    async def promote(self, request: Request) -> Response:
+        alias = _alias(request)
+        body: wire.PromoteRequest = wire.decode(
+            wire.PROMOTE, await read_body(request, self.limits.body_bytes)
+        )
+        record = self.service.promote(
+            alias,
+            body.version,
+            actor=f"http:{request.state.actor}",
+            reason=body.reason,
+            force=body.force,
+            expected_revision=body.expected_revision,
+        )
+        return self._moved(record)
+
+    async def rollback(self, request: Request) -> Response:
+        alias = _alias(request)
+        body: wire.RollbackRequest = wire.decode(
+            wire.ROLLBACK, await read_body(request, self.limits.body_bytes) or b"{}"
+        )
+        record = self.service.rollback(
+            alias,
+            actor=f"http:{request.state.actor}",
+            reason=body.reason,
+            expected_revision=body.expected_revision,
+        )
+        return self._moved(record)
+
+    async def experiment(self, request: Request) -> Response:
+        return self._json(self.service.router.experiment.to_json())
+
+    async def set_shares(self, request: Request) -> Response:
+        body: wire.SharesRequest = wire.decode(
+            wire.SHARES, await read_body(request, self.limits.body_bytes)
+        )
+        return self._json(
+            self.service.set_shares(body.shares, expected_revision=body.expected_revision)
+        )
+
+    # -- assembly -------------------------------------------------------------------------
+
+    def document(self) -> dict[str, Any]:
+        if self._openapi is None:
+            self._openapi = openapi_document(self.service.schema, self.tokens)
+        return self._openapi
+
+    def app(self) -> Starlette:
+        e = self._endpoint
+        hot = [
+            Route("/v1/decisions", e("decisions", "decide", self.decision), methods=["POST"]),
+            Route(
+                "/v1/decisions/batch",
+                e("decisions_batch", "decide", self.decision_batch),
+                methods=["POST"],
+            ),
+            Route("/v1/outcomes", e("outcomes", "outcomes", self.outcomes), methods=["POST"]),
+            Route("/healthz", e("healthz", None, self.healthz), methods=["GET"]),
+            Route("/readyz", e("readyz", None, self.readyz), methods=["GET"]),
+            Route("/metrics", e("metrics", None, self.metrics), methods=["GET"]),
+        ]
+        admin = FastAPI(
+            title="rlops policy server",
+            openapi_url="/openapi.json",
+            docs_url=None,
+            redoc_url=None,
+            exception_handlers={HTTPException: _http_error},
+        )
+        admin.openapi = self.document  # type: ignore[method-assign]
+        for path, name, handler, method in (
+            ("/v1/policies", "policies", self.policies, "GET"),
+            ("/v1/policies/{alias}/promote", "promote", self.promote, "POST"),
+            ("/v1/policies/{alias}/rollback", "rollback", self.rollback, "POST"),
+            ("/v1/experiment", "experiment", self.experiment, "GET"),
+            ("/v1/experiment/shares", "set_shares", self.set_shares, "POST"),
+        ):
+            admin.add_route(path, e(name, "admin", handler), methods=[method])
+
+        async def docs(request: Request) -> HTMLResponse:
+            return get_swagger_ui_html(openapi_url="/openapi.json", title="rlops policy server")
+
+        admin.add_route("/docs", docs, methods=["GET"], include_in_schema=False)
+        return Starlette(
+            routes=[*hot, Mount("/", app=admin)],
+            exception_handlers={HTTPException: _http_error},
+            lifespan=self._lifespan,
+        )
+
+
+def _alias(request: Request) -> str:
+    from rlops.core.actions import check_id
+
+    return check_id(request.path_params["alias"], "alias")
+
+
+def _response(decided: Any) -> wire.DecisionResponse:
+    d = decided.decision
+    return wire.DecisionResponse(
+        event_id=d.event_id,
+        action_id=d.action_id,
+        propensity=d.propensity,
+        policy_version=d.policy_version,
+        arm=d.arm,
+        explored=d.explored,
+        fallback=decided.fallback,
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 in our error format."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    body = wire.ErrorBody(
+        code=codes.get(status, "http_error"),
+        message=f"{request.method} {request.url.path}: "
+        + (exc.detail if isinstance(exc, HTTPException) else "error"),
+        field="path" if status == 404 else "method" if status == 405 else None,
+    )
+    headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
+    return Response(wire.encode(body), status_code=status, media_type=JSON, headers=headers)

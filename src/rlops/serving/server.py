@@ -1,0 +1,179 @@
+"""Assembling a server from its configuration: registry, log, features, experiment, tokens.
+
+``rlops serve`` writes the configuration to an environment variable and starts uvicorn
+with :func:`app_from_env` as the application factory, so every worker process builds
+its own service (its own log connection, its own watchers) from the same settings.
+On a fresh directory the registry is created, the application's rule engine is
+registered and made ``production``, and the server answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+
+from rlops.core.errors import ValidationError
+from rlops.exploration.explorer import ExplorationConfig
+from rlops.policies.stack import SafetyConfig
+from rlops.registry.registry import Registry
+from rlops.serving.app import Api, Limits
+from rlops.serving.auth import TokenBook
+from rlops.serving.experiments import Experiment, Router, load_experiment, single_arm
+from rlops.serving.feature_store import open_feature_store
+from rlops.serving.front import DecisionFront
+from rlops.serving.metrics import ServerMetrics
+from rlops.serving.service import (
+    DecisionService,
+    ServiceConfig,
+    app_spaces,
+    baseline_policy,
+    ensure_production,
+)
+from rlops.serving.writer import GroupCommitWriter
+from rlops.store import open_log
+
+ENV = "RLOPS_SERVE_CONFIG"
+TOKENS_ENV = "RLOPS_TOKENS"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything a server process needs, as plain JSON-able values."""
+
+    app: str = "pricing"
+    policy_name: str = ""
+    registry: str = "rlops-registry"
+    registry_index: str | None = None
+    log: str = "sqlite:///rlops-log.db"
+    features: str = "memory"
+    experiment: str | None = None
+    tokens: str | None = None
+    seed: int = 0
+    exploration: dict[str, Any] = field(default_factory=dict)
+    safety: dict[str, Any] = field(default_factory=dict)
+    body_bytes: int = 64 * 1024
+    batch_body_bytes: int = 4 * 1024 * 1024
+    max_pending: int = 50_000
+    watch: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ServerConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValidationError(f"unknown server settings {unknown}", field=unknown[0])
+        return cls(**data)
+
+
+def token_book(config: ServerConfig) -> TokenBook:
+    """Tokens from the file, else the RLOPS_TOKENS variable, else the embedded default."""
+    if config.tokens:
+        return TokenBook.from_file(Path(config.tokens))
+    if os.environ.get(TOKENS_ENV):
+        return TokenBook.from_env(os.environ[TOKENS_ENV])
+    return TokenBook.embedded_default()
+
+
+def _experiment(config: ServerConfig) -> tuple[Experiment, Path | None]:
+    if config.experiment is None:
+        return single_arm(), None
+    path = Path(config.experiment)
+    return (load_experiment(path) if path.exists() else single_arm()), path
+
+
+@dataclass(eq=False)
+class Server:
+    """A built server: its API (for the ASGI app) and the parts it owns."""
+
+    api: Api
+    service: DecisionService
+    writer: GroupCommitWriter
+
+    def close(self) -> None:
+        self.service.close()
+        self.writer.stop()
+        if self.service.store is not None:
+            self.service.store.close()
+        self.service.registry.close()
+
+
+def build(config: ServerConfig, *, metrics: ServerMetrics | None = None) -> Server:
+    """Open everything and start the writer; the caller owns ``close()``."""
+    schema, catalog, engine = app_spaces(config.app)
+    name = config.policy_name or config.app
+    metrics = metrics if metrics is not None else ServerMetrics()
+    registry = Registry.open(config.registry, config.registry_index)
+    baseline = baseline_policy(name, schema, catalog, engine)
+    ensure_production(registry, baseline, name)
+    experiment, path = _experiment(config)
+    router = Router(experiment, path=path)
+    if path is not None and config.watch:
+        router.follow()
+
+    def on_commit(kind: str, rows: int, seconds: float) -> None:
+        metrics.commit_seconds.labels(kind).observe(seconds)
+        metrics.commit_rows.labels(kind).inc(rows)
+
+    writer = GroupCommitWriter(
+        lambda: open_log(config.log), max_pending=config.max_pending, on_commit=on_commit
+    ).start()
+    store = open_feature_store(config.features, config.app)
+    service = DecisionService(
+        ServiceConfig(
+            app=config.app,
+            policy_name=config.policy_name,
+            seed=config.seed,
+            exploration=ExplorationConfig.from_json(config.exploration),
+            safety=SafetyConfig.from_json(config.safety),
+        ),
+        registry=registry,
+        router=router,
+        writer=writer,
+        store=store,
+        schema=schema,
+        catalog=catalog,
+        baseline=baseline,
+        metrics=metrics,
+    )
+    if config.watch:
+        service.watch()
+    front = DecisionFront(service, writer)
+    api = Api(service, front, token_book(config), Limits(config.body_bytes, config.batch_body_bytes))
+    return Server(api, service, writer)
+
+
+def create_app(config: ServerConfig) -> Starlette:
+    """The ASGI app; the server is built at startup and closed (log flushed) at shutdown."""
+    holder: dict[str, Server] = {}
+    server = build(config)
+    holder["server"] = server
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            holder["server"].close()
+
+    server.api._lifespan = lifespan
+    app = server.api.app()
+    app.state.server = server
+    return app
+
+
+def app_from_env() -> Starlette:
+    """uvicorn's factory for ``rlops serve`` workers."""
+    raw = os.environ.get(ENV)
+    if not raw:
+        raise ValidationError(f"{ENV} is not set; start the server with `rlops serve`", field=ENV)
+    return create_app(ServerConfig.from_json(json.loads(raw)))

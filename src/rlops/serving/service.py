@@ -1,0 +1,594 @@
+"""The decision service: everything the server does, callable in-process.
+
+The HTTP shell (:mod:`rlops.serving.app`) only decodes, authorises and encodes; this
+class turns requests into logged decisions:
+
+    features (store, request wins, schema defaults counted)
+      -> arm (stable hash of the unit id)        -> the arm's alias in the registry
+      -> policy -> masks -> exploration -> trust region to the baseline
+      -> one uniform per request, derived from its request id -> action, propensity
+      -> Decision (the features actually used, the arm, the version that decided)
+
+It works on micro-batches: the server hands it every request that arrived during one
+turn of its event loop, so the feature store is asked once, each policy runs one
+batched forward pass, and the log commits once. If an arm's policy is missing, failed
+verification or raises, the baseline rules answer those rows (``fallback``), so a valid
+request always gets a decision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from rlops.core.actions import ActionCatalog
+from rlops.core.clock import Clock, RealClock
+from rlops.core.errors import RlopsError, ValidationError
+from rlops.core.features import FeatureSchema, FeatureValue
+from rlops.core.ids import new_event_id
+from rlops.core.records import Decision, Outcome
+from rlops.exploration.explorer import ExplorationConfig, Explorer
+from rlops.policies.artifact import LoadedPolicy, load_policy, save_policy
+from rlops.policies.rules import RulesPolicy
+from rlops.policies.stack import PolicyStack, SafetyConfig
+from rlops.registry.handle import PolicyHandle
+from rlops.registry.records import AliasRecord
+from rlops.registry.registry import PRODUCTION, Registry
+from rlops.registry.watch import AliasWatcher, file_watcher
+from rlops.serving.experiments import Arm, Router, segment_mask
+from rlops.serving.feature_store import FeatureStore, merge_features
+from rlops.serving.metrics import ServerMetrics
+from rlops.serving.writer import GroupCommitWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """What a service serves and how it explores.
+
+    ``exploration`` applies to arms that set none of their own; ``safety`` (masks, KL
+    bound to the baseline rules) to every arm. ``seed`` keys the per-request draws.
+    """
+
+    app: str
+    policy_name: str = ""
+    seed: int = 0
+    exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+
+    @property
+    def name(self) -> str:
+        return self.policy_name or self.app
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """A logged-to-be decision and how it was made."""
+
+    decision: Decision
+    fallback: bool
+    defaulted: tuple[str, ...]
+
+
+def request_uniform(seed: int, key: str) -> float:
+    """A uniform in [0, 1) fixed by ``(seed, key)``: the same request draws the same action."""
+    digest = hashlib.blake2b(key.encode(), digest_size=8, salt=seed.to_bytes(8, "little"))
+    return int.from_bytes(digest.digest(), "little") / 2.0**64
+
+
+def app_spaces(app: str) -> tuple[FeatureSchema, ActionCatalog, Any]:
+    """The reference application's schema, catalog and baseline rule engine."""
+    if app == "pricing":
+        from rlops.sim.baselines import PricingRules
+        from rlops.sim.pricing_core import PRICING_ACTIONS, PRICING_SCHEMA
+
+        return PRICING_SCHEMA, PRICING_ACTIONS, PricingRules(schema=PRICING_SCHEMA)
+    if app == "advisor":
+        from rlops.sim.advisor_core import ADVISOR_ACTIONS, ADVISOR_SCHEMA
+        from rlops.sim.baselines import AdvisorRules
+
+        return ADVISOR_SCHEMA, ADVISOR_ACTIONS, AdvisorRules(schema=ADVISOR_SCHEMA)
+    raise ValidationError(f"unknown app {app!r}; known: pricing, advisor", field="app")
+
+
+def baseline_policy(
+    name: str, schema: FeatureSchema, catalog: ActionCatalog, engine: Any
+) -> LoadedPolicy:
+    """The rule engine as a verified artifact (the fallback, and production on day one).
+
+    Saved and loaded through the artifact format, so its version is the same content hash
+    the registry gives it, and the fallback is logged under a real version.
+    """
+    with tempfile.TemporaryDirectory(prefix="rlops-baseline-") as scratch:
+        directory = Path(scratch) / "baseline"
+        save_policy(
+            directory,
+            RulesPolicy.of(engine),
+            name=name,
+            schema=schema,
+            catalog=catalog,
+            training_config={"baseline": True},
+            created_at=0.0,
+        )
+        return load_policy(directory)
+
+
+def ensure_production(registry: Registry, baseline: LoadedPolicy, name: str) -> bool:
+    """Register the baseline and make it ``production`` if the registry has none yet.
+
+    This is how a fresh directory serves the rules the moment rlops is installed.
+    Returns whether it did anything.
+    """
+    if registry.alias(name, PRODUCTION) is not None:
+        return False
+    with tempfile.TemporaryDirectory(prefix="rlops-baseline-") as scratch:
+        directory = Path(scratch) / "baseline"
+        save_policy(
+            directory,
+            baseline.policy,
+            name=name,
+            schema=baseline.manifest.feature_schema,
+            catalog=baseline.manifest.action_catalog,
+            training_config={"baseline": True},
+            created_at=0.0,
+        )
+        record = registry.register(directory, actor="rlops-serve")
+    try:
+        registry.promote(
+            name,
+            record.version,
+            actor="rlops-serve",
+            reason="bootstrap: no production policy yet, serving the baseline rules",
+            force=True,
+            expected_revision=0,
+        )
+    except RlopsError:  # another worker bootstrapped first: fine, it is the same version
+        if registry.alias(name, PRODUCTION) is None:
+            raise
+    return True
+
+
+class _Sleep:
+    """A waiter that only waits: the watcher re-reads the alias every ``resync`` seconds."""
+
+    def wait(self, timeout: float, stop: threading.Event) -> None:
+        stop.wait(timeout)
+
+    def close(self) -> None:
+        return None
+
+
+@dataclass(frozen=True, eq=False)
+class _ArmStacks:
+    """One arm's serving stacks for one loaded version (with and without exploration)."""
+
+    catalog: ActionCatalog
+    schema: FeatureSchema
+    exploring: PolicyStack
+    plain: PolicyStack | None  # for rows outside the arm's exploration segment
+
+
+def check_context(schema: FeatureSchema, context: Mapping[str, Any]) -> dict[str, FeatureValue]:
+    """The request's context checked by name against the app's schema (nothing defaulted)."""
+    out: dict[str, FeatureValue] = {}
+    names = schema.names
+    for name, value in context.items():
+        if name not in names:
+            raise ValidationError(
+                f"context.{name}: unknown feature; known: {', '.join(names)}",
+                field=f"context.{name}",
+            )
+        try:
+            out[name] = schema[name].check(value)
+        except ValidationError as error:
+            raise ValidationError(f"context.{name}: {error.message}", field=f"context.{name}")
+    return out
+
+
+class DecisionService:
+    """Decisions and outcomes for one application, logged through a group-commit writer."""
+
+    def __init__(
+        self,
+        config: ServiceConfig,
+        *,
+        registry: Registry,
+        router: Router,
+        writer: GroupCommitWriter,
+        store: FeatureStore | None = None,
+        schema: FeatureSchema | None = None,
+        catalog: ActionCatalog | None = None,
+        baseline: LoadedPolicy | None = None,
+        metrics: ServerMetrics | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        app_schema, app_catalog, engine = app_spaces(config.app)
+        self.config = config
+        self.app = config.app
+        self.name = config.name
+        self.schema = schema if schema is not None else app_schema
+        self.catalog = catalog if catalog is not None else app_catalog
+        self.baseline = (
+            baseline
+            if baseline is not None
+            else baseline_policy(self.name, self.schema, self.catalog, engine)
+        )
+        self.registry = registry
+        self.router = router
+        self.writer = writer
+        self.store = store
+        self.metrics = metrics if metrics is not None else ServerMetrics()
+        self.clock: Clock = clock if clock is not None else RealClock()
+        self._baseline_stack = PolicyStack(self.baseline.policy, self.schema)
+        self._handles: dict[str, PolicyHandle | None] = {}
+        self._load_errors: dict[str, str] = {}
+        self._stacks: dict[tuple[str, str], _ArmStacks] = {}
+        self._lock = threading.Lock()
+        self._watchers: dict[str, AliasWatcher] = {}
+        for arm in self.router.experiment.arms:
+            self._open_handle(arm.alias)
+        self._publish_info()
+
+    # -- policies -------------------------------------------------------------------------
+
+    def _open_handle(self, alias: str) -> PolicyHandle | None:
+        """The alias's handle, loading it now if this service has none yet."""
+        with self._lock:
+            if self._handles.get(alias) is not None:
+                return self._handles[alias]
+            try:
+                handle = PolicyHandle.open(
+                    self.registry,
+                    self.name,
+                    alias,
+                    load_failures=self.metrics.load_failures.labels(self.app, alias),
+                    swaps=self.metrics.swaps.labels(self.app, alias),
+                )
+            except Exception as error:  # missing alias, damaged artifact: the rules answer
+                if alias not in self._load_errors:
+                    self.metrics.load_failures.labels(self.app, alias).inc()
+                self._load_errors[alias] = f"{type(error).__name__}: {error}"
+                self._handles[alias] = None
+                return None
+            self._load_errors.pop(alias, None)
+            self._handles[alias] = handle
+            return handle
+
+    def follow(self, record: AliasRecord) -> None:
+        """An alias moved (watcher or admin call): serve where it points now."""
+        if record.name != self.name:
+            return
+        handle = self._handles.get(record.alias)
+        if handle is None:
+            self._open_handle(record.alias)
+        else:
+            handle.on_alias(record)
+        self._publish_info()
+
+    def watch(self, *, interval: float = 0.05, resync: float = 5.0) -> None:
+        """Follow every arm's alias in the registry (moves made by other processes)."""
+        for alias in sorted({arm.alias for arm in self.router.experiment.arms}):
+            if alias in self._watchers:
+                continue
+            try:
+                watcher = file_watcher(
+                    self.registry, self.name, alias, interval=interval, resync=resync
+                )
+            except ValidationError:  # not a SQLite index: re-read the alias on a timer
+                watcher = AliasWatcher(
+                    lambda alias=alias: self.registry.alias(self.name, alias),
+                    _Sleep(),
+                    resync=max(interval, 1.0),
+                    name=f"watch-{self.name}-{alias}",
+                )
+            self._watchers[alias] = watcher.start(self.follow)
+
+    def close(self) -> None:
+        """Stop the watchers and the router's file follower (the writer is the caller's)."""
+        for watcher in self._watchers.values():
+            watcher.stop()
+        self._watchers.clear()
+        self.router.stop()
+
+    def handle(self, alias: str) -> PolicyHandle | None:
+        return self._handles.get(alias) or self._open_handle(alias)
+
+    def serving_version(self, alias: str) -> str | None:
+        handle = self._handles.get(alias)
+        return handle.current.version if handle is not None else None
+
+    def _publish_info(self) -> None:
+        gauge = self.metrics.policy_info
+        gauge.clear()
+        for arm in self.router.experiment.arms:
+            version = self.serving_version(arm.alias)
+            gauge.labels(self.app, arm.name, arm.alias, version or self.baseline.version).set(
+                1.0 if version is not None else 0.0
+            )
+
+    def _arm_stacks(self, arm: Arm, loaded: LoadedPolicy) -> _ArmStacks:
+        key = (arm.name, loaded.version)
+        stacks = self._stacks.get(key)
+        if stacks is not None:
+            return stacks
+        schema = loaded.manifest.feature_schema
+        exploration = arm.exploration if arm.exploration is not None else self.config.exploration
+        baseline = self.baseline.policy if self.config.safety.kl_bound is not None else None
+        explorer = Explorer(exploration, self.clock) if exploration.kind != "none" else None
+        exploring = PolicyStack(
+            loaded.policy, schema, self.config.safety, explorer=explorer, baseline=baseline
+        )
+        plain = None
+        if arm.explore_segment is not None and explorer is not None:
+            plain = PolicyStack(loaded.policy, schema, self.config.safety, baseline=baseline)
+        stacks = _ArmStacks(loaded.manifest.action_catalog, schema, exploring, plain)
+        with self._lock:
+            if len(self._stacks) >= 64:  # versions come and go; keep the cache small
+                self._stacks.clear()
+            self._stacks[key] = stacks
+        return stacks
+
+    def exploration_rate(self, arm_name: str) -> float:
+        """The current epsilon (or temperature) of an arm's serving stack, 0 if none."""
+        arm = self.router.experiment.arm(arm_name)
+        handle = self._handles.get(arm.alias)
+        if handle is None:
+            return 0.0
+        stacks = self._stacks.get((arm.name, handle.current.version))
+        explorer = stacks.exploring.explorer if stacks is not None else None
+        return explorer.rate() if explorer is not None else 0.0
+
+    # -- deciding -------------------------------------------------------------------------
+
+    def check(self, context: Mapping[str, Any]) -> dict[str, FeatureValue]:
+        return check_context(self.schema, context)
+
+    def decide(
+        self,
+        unit_ids: Sequence[str],
+        contexts: Sequence[Mapping[str, FeatureValue]],
+        request_ids: Sequence[str | None] | None = None,
+        *,
+        now: float | None = None,
+    ) -> list[Decided]:
+        """Decisions for checked contexts (see :meth:`check`); nothing is logged here."""
+        n = len(unit_ids)
+        if len(contexts) != n or (request_ids is not None and len(request_ids) != n):
+            raise ValidationError("unit_ids, contexts and request_ids differ in length")
+        now = self.clock.now() if now is None else now
+        lookup = self.store.lookup(unit_ids) if self.store is not None else None
+        if lookup is not None and not lookup.available:
+            self.metrics.store_unavailable.labels(self.app).inc(n)
+        values: list[dict[str, FeatureValue]] = []
+        defaulted: list[tuple[str, ...]] = []
+        counts: dict[str, int] = {}
+        for i in range(n):
+            stored = lookup.rows[i] if lookup is not None else None
+            row, missing = merge_features(self.schema, stored, contexts[i])
+            values.append(row)
+            defaulted.append(missing)
+            for name in missing:
+                counts[name] = counts.get(name, 0) + 1
+        for name, count in counts.items():
+            self.metrics.feature_defaults.labels(self.app, name).inc(count)
+        event_ids = [new_event_id(now) for _ in range(n)]
+        keys = request_ids if request_ids is not None else [None] * n
+        uniforms = np.fromiter(
+            (
+                request_uniform(self.config.seed, key if key is not None else event_ids[i])
+                for i, key in enumerate(keys)
+            ),
+            dtype=np.float64,
+            count=n,
+        )
+        arms = self.router.assign(unit_ids)
+        groups: dict[str, list[int]] = {}
+        for i, arm in enumerate(arms):
+            groups.setdefault(arm.name, []).append(i)
+        by_name = {arm.name: arm for arm in arms}
+        out: list[Decided | None] = [None] * n
+        ts = [now] * n
+        for arm_name, rows in groups.items():
+            arm = by_name[arm_name]
+            index = np.asarray(rows)
+            handle = self._handles.get(arm.alias)
+            if handle is None:
+                handle = self._open_handle(arm.alias) if arm.alias not in self._handles else None
+            reason = "missing"
+            if handle is not None:
+                try:
+                    served = handle.run(
+                        lambda loaded, arm=arm, rows=rows, index=index: self._decide_rows(
+                            arm, loaded, [values[i] for i in rows], [unit_ids[i] for i in rows],
+                            uniforms[index], [ts[i] for i in rows],
+                        )
+                    )
+                    picked, propensity, explored, catalog = served.result
+                    self._emit(
+                        out, rows, arm, served.version, catalog, picked, propensity, explored,
+                        values, defaulted, unit_ids, event_ids, now, fallback=False,
+                    )
+                    continue
+                except Exception:  # whatever the policy did, the rules answer this request
+                    log.exception("arm %s: the policy failed; falling back", arm.name)
+                    reason = "error"
+            self.metrics.fallbacks.labels(self.app, arm.name, reason).inc(len(rows))
+            x = self.schema.matrix_checked([values[i] for i in rows])
+            d = self._baseline_stack.decide(x, self.catalog, None, uniforms=uniforms[index])
+            self._emit(
+                out, rows, arm, self.baseline.version, self.catalog, d.index, d.propensity,
+                np.zeros(len(rows), dtype=bool), values, defaulted, unit_ids, event_ids, now,
+                fallback=True,
+            )
+        decided = [d for d in out if d is not None]
+        for arm_name, rows in groups.items():
+            fell = sum(1 for i in rows if decided[i].fallback)
+            if fell < len(rows):
+                self.metrics.decisions.labels(self.app, arm_name, "false").inc(len(rows) - fell)
+            if fell:
+                self.metrics.decisions.labels(self.app, arm_name, "true").inc(fell)
+            explored = sum(1 for i in rows if decided[i].decision.explored)
+            if explored:
+                self.metrics.explored.labels(self.app, arm_name).inc(explored)
+        return decided
+
+    def _decide_rows(
+        self,
+        arm: Arm,
+        loaded: LoadedPolicy,
+        values: list[dict[str, FeatureValue]],
+        unit_ids: list[str],
+        uniforms: npt.NDArray[np.float64],
+        ts: list[float],
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.bool_], ActionCatalog]:
+        stacks = self._arm_stacks(arm, loaded)
+        x = stacks.schema.matrix_checked(values)
+        if stacks.plain is None:
+            d = stacks.exploring.decide(x, stacks.catalog, None, unit_ids, ts, uniforms=uniforms)
+            return d.index, d.propensity, d.explored, stacks.catalog
+        inside = segment_mask(arm.explore_segment, values)
+        index = np.zeros(len(values), dtype=np.int64)
+        propensity = np.zeros(len(values))
+        explored = np.zeros(len(values), dtype=bool)
+        for stack, rows in ((stacks.exploring, inside), (stacks.plain, ~inside)):
+            if not rows.any():
+                continue
+            part = np.flatnonzero(rows)
+            d = stack.decide(
+                x[part], stacks.catalog, None, [unit_ids[i] for i in part],
+                [ts[i] for i in part], uniforms=uniforms[part],
+            )
+            index[part], propensity[part], explored[part] = d.index, d.propensity, d.explored
+        return index, propensity, explored, stacks.catalog
+
+    def _emit(
+        self,
+        out: list[Decided | None],
+        rows: list[int],
+        arm: Arm,
+        version: str,
+        catalog: ActionCatalog,
+        picked: npt.NDArray[np.int64],
+        propensity: npt.NDArray[np.float64],
+        explored: npt.NDArray[np.bool_],
+        values: list[dict[str, FeatureValue]],
+        defaulted: list[tuple[str, ...]],
+        unit_ids: Sequence[str],
+        event_ids: list[str],
+        now: float,
+        *,
+        fallback: bool,
+    ) -> None:
+        ids = catalog.ids
+        for j, i in enumerate(rows):
+            decision = Decision(
+                event_id=event_ids[i],
+                ts=now,
+                app=self.app,
+                unit_id=unit_ids[i],
+                arm=arm.name,
+                policy_version=version,
+                features=values[i],
+                action_ids=ids,
+                action_id=ids[int(picked[j])],
+                propensity=float(propensity[j]),
+                explored=bool(explored[j]),
+            )
+            out[i] = Decided(decision, fallback, defaulted[i])
+
+    # -- in-process API with logging ------------------------------------------------------
+
+    def decide_and_log(
+        self,
+        unit_ids: Sequence[str],
+        contexts: Sequence[Mapping[str, Any]],
+        request_ids: Sequence[str | None] | None = None,
+    ) -> list[Decided]:
+        """Check, decide and log durably; returns once the decisions are in the log."""
+        checked = [self.check(c) for c in contexts]
+        decided = self.decide(unit_ids, checked, request_ids)
+        self.writer.write("decisions", [d.decision for d in decided])
+        return decided
+
+    def record_outcomes(self, outcomes: Sequence[Outcome]) -> int:
+        """Log outcomes durably (idempotent on ``outcome_id``)."""
+        self.writer.write("outcomes", list(outcomes))
+        self.metrics.outcomes.labels(self.app).inc(len(outcomes))
+        return len(outcomes)
+
+    # -- administration -------------------------------------------------------------------
+
+    def promote(
+        self,
+        alias: str,
+        version: str,
+        *,
+        actor: str,
+        reason: str = "",
+        force: bool = False,
+        expected_revision: int | None = None,
+    ) -> AliasRecord:
+        record = self.registry.promote(
+            self.name,
+            version,
+            alias=alias,
+            actor=actor,
+            reason=reason,
+            force=force,
+            expected_revision=expected_revision,
+        )
+        self.follow(record)
+        return record
+
+    def rollback(
+        self, alias: str, *, actor: str, reason: str = "", expected_revision: int | None = None
+    ) -> AliasRecord:
+        record = self.registry.rollback(
+            self.name, alias=alias, actor=actor, reason=reason, expected_revision=expected_revision
+        )
+        self.follow(record)
+        return record
+
+    def set_shares(
+        self, shares: Mapping[str, float], *, expected_revision: int | None = None
+    ) -> dict[str, Any]:
+        experiment = self.router.set_shares(shares, expected_revision=expected_revision)
+        for arm in experiment.arms:
+            if arm.alias not in self._handles:
+                self._open_handle(arm.alias)
+        self._publish_info()
+        return experiment.to_json()
+
+    def readiness(self) -> tuple[bool, dict[str, str]]:
+        """Ready when every arm with traffic has a verified policy and the log is writable."""
+        checks: dict[str, str] = {}
+        ready = True
+        for arm in self.router.experiment.arms:
+            if arm.share <= 0:
+                continue
+            version = self.serving_version(arm.alias)
+            if version is None:
+                ready = False
+                error = self._load_errors.get(arm.alias, "not loaded")
+                checks[f"arm:{arm.name}"] = f"no verified policy for {arm.alias!r} ({error})"
+            else:
+                checks[f"arm:{arm.name}"] = f"ok {version}"
+        if self.writer.healthy:
+            checks["log"] = "ok"
+        else:
+            ready = False
+            checks["log"] = f"not writable ({self.writer.last_error or 'writer stopped'})"
+        return ready, checks
+
+    def load_error(self, alias: str) -> str | None:
+        return self._load_errors.get(alias)

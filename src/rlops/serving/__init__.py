@@ -1,0 +1,1 @@
+"""The policy server: features, routing, policy, safety and exploration behind HTTP."""

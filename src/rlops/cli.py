@@ -357,6 +357,11 @@ from rlops.ope import commands as _ope  # noqa: E402
 app.command("evaluate")(_ope.evaluate)
 app.add_typer(_ope.import_app, name="import")
 
+# Online features (policy server issue): the command imports pyarrow and redis lazily.
+from rlops.serving.feature_commands import features_app  # noqa: E402
+
+app.add_typer(features_app, name="features")
+
 
 def main() -> None:
     app()

@@ -224,7 +224,9 @@ def serve(
     registry_index: Annotated[
         str | None, typer.Option(help="Registry index URL (default: SQLite in the directory).")
     ] = None,
-    log: Annotated[str | None, typer.Option(help="Log URL: sqlite:///path or postgresql://…")] = None,
+    log: Annotated[
+        str | None, typer.Option(help="Log URL: sqlite:///path or postgresql://…")
+    ] = None,
     features: Annotated[
         str | None, typer.Option(help="Feature store: memory or redis://host:port/db")
     ] = None,

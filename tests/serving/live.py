@@ -42,13 +42,22 @@ class LiveServer:
         self.port = self.port or free_port()
         settings = self.directory / "serve.json"
         settings.write_text(json.dumps(self.config.to_json()))
-        self.process = subprocess.Popen(
-            [RLOPS, "serve", "--config", str(settings), "--port", str(self.port),
-             "--workers", str(self.workers)],
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.directory / f"serve-{self.port}.err", "ab"),  # noqa: SIM115
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+        with open(self.directory / f"serve-{self.port}.err", "ab") as stderr:
+            self.process = subprocess.Popen(
+                [
+                    RLOPS,
+                    "serve",
+                    "--config",
+                    str(settings),
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    str(self.workers),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

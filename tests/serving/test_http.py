@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from rlops.core.errors import ValidationError
 from rlops.registry.registry import Registry
 from rlops.serving.experiments import Arm, Experiment, save_experiment
-from rlops.serving.server import ServerConfig, create_app
-from rlops.serving.writer import Overloaded
+from rlops.serving.server import Server, ServerConfig, create_app
+from rlops.serving.writer import OverloadedError
 from rlops.store import open_log
 from tests.serving.helpers import ADMIN, DECIDE, OUTCOMES, auth, register_mlp, server_config
 
 
-@pytest.fixture()
+@pytest.fixture
 def config(tmp_path: Path) -> ServerConfig:
     return server_config(tmp_path)
 
@@ -28,10 +30,17 @@ def client_for(config: ServerConfig) -> TestClient:
     return TestClient(create_app(config), raise_server_exceptions=False)
 
 
-@pytest.fixture()
+@pytest.fixture
 def client(config: ServerConfig) -> Iterator[TestClient]:
     with client_for(config) as c:
         yield c
+
+
+def server_of(client: TestClient) -> Server:
+    app = client.app
+    assert isinstance(app, Starlette)
+    server: Server = app.state.server
+    return server
 
 
 def logged(config: ServerConfig) -> dict[str, Any]:
@@ -72,7 +81,13 @@ def test_a_fresh_directory_serves_the_baseline_rules_and_logs_what_it_used(
     assert response.status_code == 200, response.text
     body = response.json()
     assert set(body) == {
-        "event_id", "action_id", "propensity", "policy_version", "arm", "explored", "fallback",
+        "event_id",
+        "action_id",
+        "propensity",
+        "policy_version",
+        "arm",
+        "explored",
+        "fallback",
     }
     with Registry.open(config.registry) as registry:
         production = registry.require_alias("pricing", "production")
@@ -83,8 +98,10 @@ def test_a_fresh_directory_serves_the_baseline_rules_and_logs_what_it_used(
     assert stored.action_id == body["action_id"] and stored.propensity == 1.0
     assert stored.features["price_ratio"] == 1.3  # the request's value
     assert stored.features["inventory_ratio"] == 1.0  # the schema default, as used
-    assert metric(client, "rlops_feature_defaults_total", app="pricing",
-                  feature="inventory_ratio") == 1.0
+    assert (
+        metric(client, "rlops_feature_defaults_total", app="pricing", feature="inventory_ratio")
+        == 1.0
+    )
 
 
 def test_batch_decisions_keep_request_order_and_are_all_logged(
@@ -119,23 +136,42 @@ def test_outcomes_one_or_many_are_logged_once(client: TestClient, config: Server
     ("path", "body", "status", "field"),
     [
         ("/v1/decisions", {"unit_id": "u", "context": {"colour": 1}}, 422, "context.colour"),
-        ("/v1/decisions", {"unit_id": "u", "context": {"price_ratio": "x"}}, 422,
-         "context.price_ratio"),
-        ("/v1/decisions", {"unit_id": "u", "context": {"price_ratio": 99.0}}, 422,
-         "context.price_ratio"),
+        (
+            "/v1/decisions",
+            {"unit_id": "u", "context": {"price_ratio": "x"}},
+            422,
+            "context.price_ratio",
+        ),
+        (
+            "/v1/decisions",
+            {"unit_id": "u", "context": {"price_ratio": 99.0}},
+            422,
+            "context.price_ratio",
+        ),
         ("/v1/decisions", {"unit_id": "u", "context": {"weekend": [1]}}, 422, "context.weekend"),
         ("/v1/decisions", {"context": {}}, 422, "unit_id"),
         ("/v1/decisions", {"unit_id": ""}, 422, "unit_id"),
         ("/v1/decisions", {"unit_id": "u", "extra": 1}, 422, "extra"),
         ("/v1/decisions/batch", {"requests": []}, 422, "requests"),
-        ("/v1/decisions/batch",
-         {"requests": [{"unit_id": "a"}, {"unit_id": "b", "context": {"nope": 1}}]}, 422,
-         "requests[1].context.nope"),
+        (
+            "/v1/decisions/batch",
+            {"requests": [{"unit_id": "a"}, {"unit_id": "b", "context": {"nope": 1}}]},
+            422,
+            "requests[1].context.nope",
+        ),
         ("/v1/outcomes", {"outcome_id": "o", "event_id": "e", "signals": {}}, 422, "signals"),
-        ("/v1/outcomes", [{"outcome_id": "o", "event_id": "e", "signals": {"": 1.0}}], 422,
-         "[0].signals"),
-        ("/v1/outcomes", {"outcome_id": "bad id!", "event_id": "e", "signals": {"x": 1}}, 422,
-         "outcome_id"),
+        (
+            "/v1/outcomes",
+            [{"outcome_id": "o", "event_id": "e", "signals": {"": 1.0}}],
+            422,
+            "[0].signals",
+        ),
+        (
+            "/v1/outcomes",
+            {"outcome_id": "bad id!", "event_id": "e", "signals": {"x": 1}},
+            422,
+            "outcome_id",
+        ),
     ],
 )
 def test_invalid_input_is_a_4xx_naming_the_field_and_changes_nothing(
@@ -150,7 +186,9 @@ def test_invalid_input_is_a_4xx_naming_the_field_and_changes_nothing(
 
 
 def test_malformed_json_unknown_routes_and_methods_are_json_errors(client: TestClient) -> None:
-    bad = client.post("/v1/decisions", content=b'{"unit_id": "u"', headers={"content-type": "application/json"})
+    bad = client.post(
+        "/v1/decisions", content=b'{"unit_id": "u"', headers={"content-type": "application/json"}
+    )
     assert bad.status_code == 400 and bad.json()["code"] == "malformed_json"
     missing = client.get("/v1/nothing")
     assert missing.status_code == 404 and missing.json()["code"] == "not_found"
@@ -197,7 +235,7 @@ def test_tokens_and_scopes(tmp_path: Path) -> None:
 def test_admin_routes_need_a_token_even_when_decisions_are_open(client: TestClient) -> None:
     assert client.post("/v1/decisions", json={"unit_id": "u"}).status_code == 200
     assert client.get("/v1/policies").status_code == 401
-    assert client.post("/v1/policies/production/rollback").status_code == 401
+    assert client.post("/v1/policies/production/rollback", json={"reason": "x"}).status_code == 401
 
 
 # -- promotion and rollback over HTTP -------------------------------------------------------
@@ -209,7 +247,9 @@ def test_promote_and_rollback_over_http_switch_what_is_served(
     baseline = client.post("/v1/decisions", json={"unit_id": "u"}).json()["policy_version"]
     version = register_mlp(config.registry)
     refused = client.post(
-        "/v1/policies/production/promote", json={"version": version}, headers=auth(ADMIN)
+        "/v1/policies/production/promote",
+        json={"version": version, "reason": "better"},
+        headers=auth(ADMIN),
     )
     assert refused.status_code == 422 and refused.json()["field"] == "gate"
     moved = client.post(
@@ -222,7 +262,9 @@ def test_promote_and_rollback_over_http_switch_what_is_served(
     served = client.post("/v1/decisions", json={"unit_id": "u"}).json()
     assert served["policy_version"] == version and served["fallback"] is False
     stale = client.post(
-        "/v1/policies/production/rollback", json={"expected_revision": 1}, headers=auth(ADMIN)
+        "/v1/policies/production/rollback",
+        json={"expected_revision": 1, "reason": "stale"},
+        headers=auth(ADMIN),
     )
     assert stale.status_code == 409 and stale.json()["code"] == "conflict"
     back = client.post(
@@ -253,24 +295,32 @@ def test_arms_are_sticky_logged_and_reshaped_at_run_time(tmp_path: Path) -> None
             arms=(Arm("control", "production", 0.5), Arm("canary", "candidate", 0.5)),
         ),
     )
-    config = server_config(tmp_path, experiment=str(path))
+    config = server_config(tmp_path, experiment=str(path), watch=True)
     version = register_mlp(config.registry)
     with client_for(config) as client:
-        # production is bootstrapped, candidate exists only once promoted
+        # production is bootstrapped; candidate exists once promoted, and the watcher sees it
         with Registry.open(config.registry) as registry:
             registry.promote("pricing", version, alias="candidate", reason="canary")
-        first = {u: client.post("/v1/decisions", json={"unit_id": f"u{u}"}).json() for u in range(40)}
+        service = server_of(client).service
+        deadline = time.monotonic() + 10
+        while service.serving_version("candidate") != version and time.monotonic() < deadline:
+            time.sleep(0.02)
+        first = {
+            u: client.post("/v1/decisions", json={"unit_id": f"u{u}"}).json() for u in range(40)
+        }
         arms = {d["arm"] for d in first.values()}
         assert arms == {"control", "canary"}
-        again = {u: client.post("/v1/decisions", json={"unit_id": f"u{u}"}).json() for u in range(40)}
+        again = {
+            u: client.post("/v1/decisions", json={"unit_id": f"u{u}"}).json() for u in range(40)
+        }
         assert all(first[u]["arm"] == again[u]["arm"] for u in range(40))
         canary = [d for d in first.values() if d["arm"] == "canary"]
-        # the candidate alias appeared after start: the first canary requests may fall back
-        # (counted), and once it is loaded they are served by it
-        assert all(d["policy_version"] == version for d in again.values() if d["arm"] == "canary")
-        assert canary
+        assert canary and all(d["policy_version"] == version and not d["fallback"] for d in canary)
+        control = [d for d in first.values() if d["arm"] == "control"]
+        assert all(d["policy_version"] == service.baseline.version for d in control)
         moved = client.post(
-            "/v1/experiment/shares", json={"shares": {"control": 1.0, "canary": 0.0}},
+            "/v1/experiment/shares",
+            json={"shares": {"control": 1.0, "canary": 0.0}},
             headers=auth(ADMIN),
         )
         assert moved.status_code == 200, moved.text
@@ -279,7 +329,7 @@ def test_arms_are_sticky_logged_and_reshaped_at_run_time(tmp_path: Path) -> None
         bad = client.post(
             "/v1/experiment/shares", json={"shares": {"nope": 1.0}}, headers=auth(ADMIN)
         )
-        assert bad.status_code == 422
+        assert bad.status_code == 404 and bad.json()["field"] == "shares.nope"
     stored = logged(config)
     assert {d.arm for d in stored.values()} == {"control", "canary"}
 
@@ -287,7 +337,8 @@ def test_arms_are_sticky_logged_and_reshaped_at_run_time(tmp_path: Path) -> None
 def test_a_missing_policy_falls_back_to_the_rules_and_is_counted(tmp_path: Path) -> None:
     path = tmp_path / "experiment.json"
     save_experiment(
-        path, Experiment("e", "s", arms=(Arm("canary", "candidate", 1.0),)),
+        path,
+        Experiment("e", "s", arms=(Arm("canary", "candidate", 1.0),)),
     )
     config = server_config(tmp_path, experiment=str(path))
     with client_for(config) as client:
@@ -296,20 +347,24 @@ def test_a_missing_policy_falls_back_to_the_rules_and_is_counted(tmp_path: Path)
         assert response.status_code == 200
         body = response.json()
         assert body["fallback"] is True and body["arm"] == "canary"
-        assert body["policy_version"] == client.app.state.server.service.baseline.version
-        assert metric(client, "rlops_fallbacks_total", app="pricing", arm="canary",
-                      reason="missing") == 1.0
+        assert body["policy_version"] == server_of(client).service.baseline.version
+        assert (
+            metric(client, "rlops_fallbacks_total", app="pricing", arm="canary", reason="missing")
+            == 1.0
+        )
 
 
 def test_a_policy_that_raises_falls_back_and_never_5xx(
     client: TestClient, config: ServerConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     version = register_mlp(config.registry, promote_to="production")
-    service = client.app.state.server.service
+    service = server_of(client).service
     with Registry.open(config.registry) as registry:
         service.follow(registry.require_alias("pricing", "production"))
     assert client.post("/v1/decisions", json={"unit_id": "u"}).json()["policy_version"] == version
-    policy = service.handle("production").current.policy
+    handle = service.handle("production")
+    assert handle is not None
+    policy = handle.current.policy
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise FloatingPointError("a NaN in layer 2")
@@ -318,8 +373,10 @@ def test_a_policy_that_raises_falls_back_and_never_5xx(
     response = client.post("/v1/decisions", json={"unit_id": "u"})
     assert response.status_code == 200 and response.json()["fallback"] is True
     assert response.json()["policy_version"] == service.baseline.version
-    assert metric(client, "rlops_fallbacks_total", app="pricing", arm="production",
-                  reason="error") == 1.0
+    assert (
+        metric(client, "rlops_fallbacks_total", app="pricing", arm="production", reason="error")
+        == 1.0
+    )
 
 
 def test_a_damaged_production_artifact_is_not_served(tmp_path: Path) -> None:
@@ -335,8 +392,10 @@ def test_a_damaged_production_artifact_is_not_served(tmp_path: Path) -> None:
         assert ready.status_code == 503 and "IntegrityError" in json.dumps(ready.json())
         body = client.post("/v1/decisions", json={"unit_id": "u"}).json()
         assert body["fallback"] is True and body["policy_version"] != version
-        assert metric(client, "rlops_policy_load_failures_total", app="pricing",
-                      alias="production") == 1.0
+        assert (
+            metric(client, "rlops_policy_load_failures_total", app="pricing", alias="production")
+            == 1.0
+        )
 
 
 def test_the_draw_is_seeded_by_request_id_and_the_propensity_is_the_served_probability(
@@ -346,7 +405,7 @@ def test_the_draw_is_seeded_by_request_id_and_the_propensity_is_the_served_proba
     config = server_config(tmp_path, exploration=exploration)
     register_mlp(config.registry, promote_to="production")
     with client_for(config) as client:
-        k = len(client.app.state.server.service.catalog)
+        k = len(server_of(client).service.catalog)
         replies = [
             client.post("/v1/decisions", json={"unit_id": "u", "request_id": f"r{i % 10}"}).json()
             for i in range(200)
@@ -361,8 +420,11 @@ def test_the_draw_is_seeded_by_request_id_and_the_propensity_is_the_served_proba
         assert r["propensity"] == pytest.approx(expected)
 
 
-def test_store_features_are_used_and_the_request_wins(client: TestClient, config: ServerConfig) -> None:
-    store = client.app.state.server.service.store
+def test_store_features_are_used_and_the_request_wins(
+    client: TestClient, config: ServerConfig
+) -> None:
+    store = server_of(client).service.store
+    assert store is not None
     store.load_batch({"sku-9": {"inventory_ratio": 0.2, "price_ratio": 1.1}})
     body = client.post(
         "/v1/decisions", json={"unit_id": "sku-9", "context": {"price_ratio": 0.9}}
@@ -377,10 +439,10 @@ def test_store_features_are_used_and_the_request_wins(client: TestClient, config
 def test_overload_is_503_with_retry_after(
     client: TestClient, config: ServerConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    writer = client.app.state.server.writer
+    writer = server_of(client).writer
 
     def full(*args: Any, **kwargs: Any) -> None:
-        raise Overloaded("50000 records are waiting", retry_after=2.0)
+        raise OverloadedError("50000 records are waiting", retry_after=2.0)
 
     monkeypatch.setattr(writer, "submit", full)
     response = client.post("/v1/decisions", json={"unit_id": "u"})
@@ -388,14 +450,17 @@ def test_overload_is_503_with_retry_after(
     assert response.json()["code"] == "overloaded"
     outcome = {"outcome_id": "o", "event_id": "e", "signals": {"x": 1.0}}
     assert client.post("/v1/outcomes", json=outcome).status_code == 503
-    assert metric(client, "rlops_requests_refused_total", route="decisions",
-                  reason="overloaded") == 1.0
+    assert (
+        metric(client, "rlops_requests_refused_total", route="decisions", reason="overloaded")
+        == 1.0
+    )
 
 
 def test_a_failing_log_is_503_not_ready_and_recovers(
     client: TestClient, config: ServerConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sink = client.app.state.server.writer.sink
+    sink = server_of(client).writer.sink
+    assert sink is not None
     real = sink.append_decisions
 
     def disk_full(*args: Any, **kwargs: Any) -> Any:

@@ -16,7 +16,7 @@ from tests.serving.helpers import ADMIN, auth, register_mlp, server_config
 from tests.serving.live import LiveServer
 
 
-@pytest.fixture()
+@pytest.fixture
 def live(tmp_path: Path) -> Iterator[LiveServer]:
     server = LiveServer(server_config(tmp_path, watch=True), tmp_path)
     yield server

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rlops.core.records import Decision, Outcome
-from rlops.serving.writer import GroupCommitWriter, LogUnavailable, Overloaded, WaitTicket
+from rlops.serving.writer import GroupCommitWriter, LogUnavailableError, OverloadedError, WaitTicket
 from rlops.store import open_log
 
 
@@ -88,7 +88,7 @@ def test_overload_refuses_the_whole_request_and_queues_nothing() -> None:
     time.sleep(0.05)  # the writer holds the first 8 in its slow commit
     second = WaitTicket()
     writer.submit("decisions", [decision(100 + i) for i in range(2)], second)
-    with pytest.raises(Overloaded) as refused:
+    with pytest.raises(OverloadedError) as refused:
         writer.submit("decisions", [decision(200)], WaitTicket())
     assert refused.value.retry_after > 0
     first.wait(5)
@@ -102,9 +102,10 @@ def test_a_failed_commit_is_reported_to_its_waiters_and_the_writer_recovers() ->
     sink = SlowSink()
     writer = GroupCommitWriter(lambda: sink).start()
     sink.fail = True
-    with pytest.raises(LogUnavailable, match="disk full"):
+    with pytest.raises(LogUnavailableError, match="disk full"):
         writer.write("decisions", [decision(1)])
-    assert not writer.healthy and writer.failed_commits == 1
+    healthy_after_failure = writer.healthy
+    assert not healthy_after_failure and writer.failed_commits == 1
     sink.fail = False
     writer.write("decisions", [decision(2)])
     assert writer.healthy
@@ -120,7 +121,7 @@ def test_outcomes_commit_apart_from_decisions() -> None:
     writer.submit("decisions", [decision(1)], decided)
     writer.submit("outcomes", [Outcome("o1", "e1", 1.0, {"converted": 1.0})], observed)
     observed.wait(5)
-    with pytest.raises(LogUnavailable):
+    with pytest.raises(LogUnavailableError):
         decided.wait(5)
     writer.stop()
     assert [o.outcome_id for o in sink.outcomes] == ["o1"]
@@ -157,7 +158,7 @@ def test_stop_commits_what_is_queued() -> None:
     for ticket in tickets:
         ticket.wait(0)
     assert len(sink.decisions) == 5
-    with pytest.raises(LogUnavailable):
+    with pytest.raises(LogUnavailableError):
         writer.submit("decisions", [decision(9)], WaitTicket())
 
 

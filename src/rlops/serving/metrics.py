@@ -26,8 +26,10 @@ class ServerMetrics:
             "rlops_decisions", "Decisions served.", ["app", "arm", "fallback"], registry=r
         )
         self.explored = Counter(
-            "rlops_decisions_explored", "Decisions whose action differs from the policy's best.",
-            ["app", "arm"], registry=r,
+            "rlops_decisions_explored",
+            "Decisions whose action differs from the policy's best.",
+            ["app", "arm"],
+            registry=r,
         )
         self.fallbacks = Counter(
             "rlops_fallbacks",
@@ -84,7 +86,9 @@ class ServerMetrics:
             registry=r,
         )
         self.swaps = Counter(
-            "rlops_policy_swaps", "Blue-green swaps of a serving policy.", ["app", "alias"],
+            "rlops_policy_swaps",
+            "Blue-green swaps of a serving policy.",
+            ["app", "alias"],
             registry=r,
         )
         self.policy_info = Gauge(

@@ -68,9 +68,28 @@ def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 def openapi_document(schema: FeatureSchema, tokens: TokenBook) -> dict[str, Any]:
     refs, components = msgspec.json.schema_components(_TYPES, ref_template=REF)
-    ref = dict(zip(("decision", "batch", "decided", "decided_batch", "outcome", "outcomes",
-                    "accepted", "error", "health", "policies", "promote", "rollback", "moved",
-                    "shares"), refs, strict=True))
+    ref = dict(
+        zip(
+            (
+                "decision",
+                "batch",
+                "decided",
+                "decided_batch",
+                "outcome",
+                "outcomes",
+                "accepted",
+                "error",
+                "health",
+                "policies",
+                "promote",
+                "rollback",
+                "moved",
+                "shares",
+            ),
+            refs,
+            strict=True,
+        )
+    )
     components["DecisionRequest"]["properties"]["context"] = context_schema(schema)
     error = ref["error"]
 
@@ -87,7 +106,7 @@ def openapi_document(schema: FeatureSchema, tokens: TokenBook) -> dict[str, Any]
         }
         return {str(c): _json(described[c], error) for c in codes}
 
-    bearer = [{"bearer": []}]
+    bearer: list[dict[str, list[str]]] = [{"bearer": []}]
 
     def security(scope: str) -> list[dict[str, list[str]]]:
         return [{}, *bearer] if scope in tokens.open_scopes else bearer
@@ -198,7 +217,7 @@ def openapi_document(schema: FeatureSchema, tokens: TokenBook) -> dict[str, Any]
                 "operationId": "rollback",
                 "security": bearer,
                 "parameters": [alias_param],
-                "requestBody": {**_body(ref["rollback"]), "required": False},
+                "requestBody": _body(ref["rollback"]),
                 "responses": {"200": _json("The alias moved", ref["moved"]), **errors(*admin)},
             }
         },

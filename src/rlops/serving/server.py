@@ -148,7 +148,9 @@ def build(config: ServerConfig, *, metrics: ServerMetrics | None = None) -> Serv
     if config.watch:
         service.watch()
     front = DecisionFront(service, writer)
-    api = Api(service, front, token_book(config), Limits(config.body_bytes, config.batch_body_bytes))
+    api = Api(
+        service, front, token_book(config), Limits(config.body_bytes, config.batch_body_bytes)
+    )
     return Server(api, service, writer)
 
 

@@ -18,10 +18,12 @@ request always gets a decision.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import tempfile
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +34,7 @@ import numpy.typing as npt
 
 from rlops.core.actions import ActionCatalog
 from rlops.core.clock import Clock, RealClock
-from rlops.core.errors import RlopsError, ValidationError
+from rlops.core.errors import NotFoundError, RlopsError, ValidationError
 from rlops.core.features import FeatureSchema, FeatureValue
 from rlops.core.ids import new_event_id
 from rlops.core.records import Decision, Outcome
@@ -41,8 +43,8 @@ from rlops.policies.artifact import LoadedPolicy, load_policy, save_policy
 from rlops.policies.rules import RulesPolicy
 from rlops.policies.stack import PolicyStack, SafetyConfig
 from rlops.registry.handle import PolicyHandle
-from rlops.registry.records import AliasRecord
-from rlops.registry.registry import PRODUCTION, Registry
+from rlops.registry.records import PRODUCTION, AliasRecord
+from rlops.registry.registry import Registry
 from rlops.registry.watch import AliasWatcher, file_watcher
 from rlops.serving.experiments import Arm, Router, segment_mask
 from rlops.serving.feature_store import FeatureStore, merge_features
@@ -158,6 +160,28 @@ def ensure_production(registry: Registry, baseline: LoadedPolicy, name: str) -> 
     return True
 
 
+@dataclass(frozen=True, eq=False, slots=True)
+class _Part:
+    """The requests of one micro-batch that one arm answers (``rows`` index the batch)."""
+
+    rows: list[int]
+    values: list[dict[str, FeatureValue]]
+    unit_ids: list[str]
+    uniforms: npt.NDArray[np.float64]
+    ts: list[float]
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class _Choice:
+    """What decided a part, and what it chose."""
+
+    version: str
+    catalog: ActionCatalog
+    index: npt.NDArray[np.int64]
+    propensity: npt.NDArray[np.float64]
+    explored: npt.NDArray[np.bool_]
+
+
 class _Sleep:
     """A waiter that only waits: the watcher re-reads the alias every ``resync`` seconds."""
 
@@ -188,10 +212,19 @@ def check_context(schema: FeatureSchema, context: Mapping[str, Any]) -> dict[str
                 f"context.{name}: unknown feature; known: {', '.join(names)}",
                 field=f"context.{name}",
             )
+        feature = schema[name]
+        if feature.kind == "bool" and not isinstance(value, bool):
+            # over HTTP a flag is true or false, as the OpenAPI document says (the log's
+            # reader also takes 0/1, for data written by other tools)
+            raise ValidationError(
+                f"context.{name}: must be true or false, got {value!r}", field=f"context.{name}"
+            )
         try:
-            out[name] = schema[name].check(value)
+            out[name] = feature.check(value)
         except ValidationError as error:
-            raise ValidationError(f"context.{name}: {error.message}", field=f"context.{name}")
+            raise ValidationError(
+                f"context.{name}: {error.message}", field=f"context.{name}"
+            ) from None
     return out
 
 
@@ -235,6 +268,9 @@ class DecisionService:
         self._stacks: dict[tuple[str, str], _ArmStacks] = {}
         self._lock = threading.Lock()
         self._watchers: dict[str, AliasWatcher] = {}
+        self._retry_at: dict[str, float] = {}
+        #: How long an alias that failed to open waits before a decision tries it again.
+        self.retry_seconds = 5.0
         for arm in self.router.experiment.arms:
             self._open_handle(arm.alias)
         self._publish_info()
@@ -259,6 +295,7 @@ class DecisionService:
                     self.metrics.load_failures.labels(self.app, alias).inc()
                 self._load_errors[alias] = f"{type(error).__name__}: {error}"
                 self._handles[alias] = None
+                self._retry_at[alias] = time.monotonic() + self.retry_seconds
                 return None
             self._load_errors.pop(alias, None)
             self._handles[alias] = handle
@@ -286,7 +323,7 @@ class DecisionService:
                 )
             except ValidationError:  # not a SQLite index: re-read the alias on a timer
                 watcher = AliasWatcher(
-                    lambda alias=alias: self.registry.alias(self.name, alias),
+                    functools.partial(self.registry.alias, self.name, alias),
                     _Sleep(),
                     resync=max(interval, 1.0),
                     name=f"watch-{self.name}-{alias}",
@@ -396,115 +433,96 @@ class DecisionService:
         for i, arm in enumerate(arms):
             groups.setdefault(arm.name, []).append(i)
         by_name = {arm.name: arm for arm in arms}
-        out: list[Decided | None] = [None] * n
-        ts = [now] * n
+        out: list[Decided] = []
+        order: list[int] = []
         for arm_name, rows in groups.items():
             arm = by_name[arm_name]
-            index = np.asarray(rows)
-            handle = self._handles.get(arm.alias)
-            if handle is None:
-                handle = self._open_handle(arm.alias) if arm.alias not in self._handles else None
-            reason = "missing"
-            if handle is not None:
-                try:
-                    served = handle.run(
-                        lambda loaded, arm=arm, rows=rows, index=index: self._decide_rows(
-                            arm, loaded, [values[i] for i in rows], [unit_ids[i] for i in rows],
-                            uniforms[index], [ts[i] for i in rows],
-                        )
-                    )
-                    picked, propensity, explored, catalog = served.result
-                    self._emit(
-                        out, rows, arm, served.version, catalog, picked, propensity, explored,
-                        values, defaulted, unit_ids, event_ids, now, fallback=False,
-                    )
-                    continue
-                except Exception:  # whatever the policy did, the rules answer this request
-                    log.exception("arm %s: the policy failed; falling back", arm.name)
-                    reason = "error"
-            self.metrics.fallbacks.labels(self.app, arm.name, reason).inc(len(rows))
-            x = self.schema.matrix_checked([values[i] for i in rows])
-            d = self._baseline_stack.decide(x, self.catalog, None, uniforms=uniforms[index])
-            self._emit(
-                out, rows, arm, self.baseline.version, self.catalog, d.index, d.propensity,
-                np.zeros(len(rows), dtype=bool), values, defaulted, unit_ids, event_ids, now,
-                fallback=True,
+            part = _Part(
+                rows=rows,
+                values=[values[i] for i in rows],
+                unit_ids=[unit_ids[i] for i in rows],
+                uniforms=uniforms[np.asarray(rows)],
+                ts=[now] * len(rows),
             )
-        decided = [d for d in out if d is not None]
-        for arm_name, rows in groups.items():
-            fell = sum(1 for i in rows if decided[i].fallback)
-            if fell < len(rows):
-                self.metrics.decisions.labels(self.app, arm_name, "false").inc(len(rows) - fell)
-            if fell:
-                self.metrics.decisions.labels(self.app, arm_name, "true").inc(fell)
-            explored = sum(1 for i in rows if decided[i].decision.explored)
+            choice, fallback = self._choose(arm, part)
+            ids = choice.catalog.ids
+            for j, i in enumerate(rows):
+                decision = Decision(
+                    event_id=event_ids[i],
+                    ts=now,
+                    app=self.app,
+                    unit_id=unit_ids[i],
+                    arm=arm.name,
+                    policy_version=choice.version,
+                    features=values[i],
+                    action_ids=ids,
+                    action_id=ids[int(choice.index[j])],
+                    propensity=float(choice.propensity[j]),
+                    explored=bool(choice.explored[j]),
+                )
+                out.append(Decided(decision, fallback, defaulted[i]))
+                order.append(i)
+            fallback_label = "true" if fallback else "false"
+            self.metrics.decisions.labels(self.app, arm_name, fallback_label).inc(len(rows))
+            explored = int(choice.explored.sum())
             if explored:
                 self.metrics.explored.labels(self.app, arm_name).inc(explored)
+        decided: list[Decided] = [out[0]] * n
+        for position, i in enumerate(order):
+            decided[i] = out[position]
         return decided
 
-    def _decide_rows(
-        self,
-        arm: Arm,
-        loaded: LoadedPolicy,
-        values: list[dict[str, FeatureValue]],
-        unit_ids: list[str],
-        uniforms: npt.NDArray[np.float64],
-        ts: list[float],
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.bool_], ActionCatalog]:
+    def _choose(self, arm: Arm, part: _Part) -> tuple[_Choice, bool]:
+        """The arm's policy decides ``part``; if it cannot, the baseline rules do."""
+        handle = self._handles.get(arm.alias)
+        if handle is None and time.monotonic() >= self._retry_at.get(arm.alias, 0.0):
+            handle = self._open_handle(arm.alias)  # a missing alias may exist by now
+        reason = "missing"
+        if handle is not None:
+            try:
+                return handle.run(lambda loaded: self._decide_rows(arm, loaded, part)).result, False
+            except Exception:  # whatever the policy did, the rules answer these requests
+                log.exception("arm %s: the policy failed; falling back", arm.name)
+                reason = "error"
+        self.metrics.fallbacks.labels(self.app, arm.name, reason).inc(len(part.rows))
+        x = self.schema.matrix_checked(part.values)
+        d = self._baseline_stack.decide(x, self.catalog, None, uniforms=part.uniforms)
+        choice = _Choice(
+            self.baseline.version,
+            self.catalog,
+            d.index,
+            d.propensity,
+            np.zeros(len(part.rows), dtype=bool),
+        )
+        return choice, True
+
+    def _decide_rows(self, arm: Arm, loaded: LoadedPolicy, part: _Part) -> _Choice:
         stacks = self._arm_stacks(arm, loaded)
-        x = stacks.schema.matrix_checked(values)
+        x = stacks.schema.matrix_checked(part.values)
         if stacks.plain is None:
-            d = stacks.exploring.decide(x, stacks.catalog, None, unit_ids, ts, uniforms=uniforms)
-            return d.index, d.propensity, d.explored, stacks.catalog
-        inside = segment_mask(arm.explore_segment, values)
-        index = np.zeros(len(values), dtype=np.int64)
-        propensity = np.zeros(len(values))
-        explored = np.zeros(len(values), dtype=bool)
+            d = stacks.exploring.decide(
+                x, stacks.catalog, None, part.unit_ids, part.ts, uniforms=part.uniforms
+            )
+            return _Choice(loaded.version, stacks.catalog, d.index, d.propensity, d.explored)
+        inside = segment_mask(arm.explore_segment, part.values)
+        n = len(part.rows)
+        index = np.zeros(n, dtype=np.int64)
+        propensity = np.zeros(n)
+        explored = np.zeros(n, dtype=bool)
         for stack, rows in ((stacks.exploring, inside), (stacks.plain, ~inside)):
             if not rows.any():
                 continue
-            part = np.flatnonzero(rows)
+            at = np.flatnonzero(rows)
             d = stack.decide(
-                x[part], stacks.catalog, None, [unit_ids[i] for i in part],
-                [ts[i] for i in part], uniforms=uniforms[part],
+                x[at],
+                stacks.catalog,
+                None,
+                [part.unit_ids[i] for i in at],
+                [part.ts[i] for i in at],
+                uniforms=part.uniforms[at],
             )
-            index[part], propensity[part], explored[part] = d.index, d.propensity, d.explored
-        return index, propensity, explored, stacks.catalog
-
-    def _emit(
-        self,
-        out: list[Decided | None],
-        rows: list[int],
-        arm: Arm,
-        version: str,
-        catalog: ActionCatalog,
-        picked: npt.NDArray[np.int64],
-        propensity: npt.NDArray[np.float64],
-        explored: npt.NDArray[np.bool_],
-        values: list[dict[str, FeatureValue]],
-        defaulted: list[tuple[str, ...]],
-        unit_ids: Sequence[str],
-        event_ids: list[str],
-        now: float,
-        *,
-        fallback: bool,
-    ) -> None:
-        ids = catalog.ids
-        for j, i in enumerate(rows):
-            decision = Decision(
-                event_id=event_ids[i],
-                ts=now,
-                app=self.app,
-                unit_id=unit_ids[i],
-                arm=arm.name,
-                policy_version=version,
-                features=values[i],
-                action_ids=ids,
-                action_id=ids[int(picked[j])],
-                propensity=float(propensity[j]),
-                explored=bool(explored[j]),
-            )
-            out[i] = Decided(decision, fallback, defaulted[i])
+            index[at], propensity[at], explored[at] = d.index, d.propensity, d.explored
+        return _Choice(loaded.version, stacks.catalog, index, propensity, explored)
 
     # -- in-process API with logging ------------------------------------------------------
 
@@ -562,6 +580,13 @@ class DecisionService:
     def set_shares(
         self, shares: Mapping[str, float], *, expected_revision: int | None = None
     ) -> dict[str, Any]:
+        names = {arm.name for arm in self.router.experiment.arms}
+        for name in shares:
+            if name not in names:
+                raise NotFoundError(
+                    f"the experiment has no arm {name!r}; arms: {sorted(names)}",
+                    field=f"shares.{name}",
+                )
         experiment = self.router.set_shares(shares, expected_revision=expected_revision)
         for arm in experiment.arms:
             if arm.alias not in self._handles:

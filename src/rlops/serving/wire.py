@@ -16,11 +16,22 @@ import msgspec
 
 from rlops.core.errors import ValidationError
 
-Label = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+Label = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=r"^[^\u0000]+$")]
 Identifier = Annotated[
     str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:+\-]*$")
 ]
 ContextValue = float | int | bool | str
+SignalName = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[^\u0000]+$")]
+Reason = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1, max_length=1000, pattern=r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    ),
+]
+# JSON Schema's "integer" admits 10.0, which msgspec's int refuses; a number that is a
+# multiple of 1 says the same and decodes both ways.
+Revision = Annotated[float, msgspec.Meta(ge=0, le=2**53, multiple_of=1)]
+Share = Annotated[float, msgspec.Meta(ge=0, le=1)]
 MAX_BATCH = 1000
 
 
@@ -62,7 +73,7 @@ class OutcomeIn(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
     outcome_id: Identifier
     event_id: Identifier
-    signals: Annotated[dict[str, float], msgspec.Meta(min_length=1, max_length=256)]
+    signals: Annotated[dict[SignalName, float], msgspec.Meta(min_length=1, max_length=256)]
     ts: float | None = None
 
 
@@ -113,15 +124,17 @@ class PoliciesResponse(msgspec.Struct, frozen=True):
 
 
 class PromoteRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Every move made over HTTP says why (it is kept in the alias history)."""
+
     version: Identifier
-    reason: Annotated[str, msgspec.Meta(max_length=1000)] = ""
+    reason: Reason
     force: bool = False
-    expected_revision: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    expected_revision: Revision | None = None
 
 
 class RollbackRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    reason: Annotated[str, msgspec.Meta(max_length=1000)] = ""
-    expected_revision: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    reason: Reason
+    expected_revision: Revision | None = None
 
 
 class AliasMoved(msgspec.Struct, frozen=True):
@@ -135,11 +148,11 @@ class AliasMoved(msgspec.Struct, frozen=True):
 class SharesRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """New traffic shares by arm name (arms not named keep theirs; the total stays 1)."""
 
-    shares: Annotated[dict[str, float], msgspec.Meta(min_length=1)]
-    expected_revision: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    shares: Annotated[dict[Identifier, Share], msgspec.Meta(min_length=1)]
+    expected_revision: Revision | None = None
 
 
-_AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_AT = re.compile(r" - at (?:`key` in )?`\$(?P<path>[^`]*)`$")
 _NAMED = re.compile(r"(?:unknown|missing required) field `(?P<name>[^`]+)`")
 
 
@@ -178,6 +191,20 @@ def decoder_errors(body: bytes, error: msgspec.DecodeError) -> ValidationError:
         field = _offending_key(body, field.removesuffix("[...]")) or field
     clean = _AT.sub("", message)
     return ValidationError(f"{field}: {clean}" if field else clean, field=field or "body")
+
+
+def revision(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def require_utf8(text: str, field: str) -> str:
+    """Refuse a lone surrogate (valid JSON, but no UTF-8): one such string would fail the
+    group commit for every request sharing it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"{field}: not valid Unicode text", field=field) from None
+    return text
 
 
 def decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:

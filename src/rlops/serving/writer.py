@@ -8,7 +8,7 @@ load the batches grow by themselves, so throughput follows the load while each r
 waits at most about one commit.
 
 Memory is bounded: past ``max_pending`` queued records :meth:`GroupCommitWriter.submit`
-raises :class:`Overloaded` at once, and the server answers 503 with Retry-After, so
+raises :class:`OverloadedError` at once, and the server answers 503 with Retry-After, so
 nothing accepted is ever dropped. A failed commit settles its requests with the error
 (their records are not in the log; the client retries) and the writer carries on.
 """
@@ -16,6 +16,7 @@ nothing accepted is ever dropped. A failed commit settles its requests with the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 Kind = Literal["decisions", "outcomes"]
 
 
-class Overloaded(RlopsError):
+class OverloadedError(RlopsError):
     """The log cannot keep up: the request was refused whole, nothing of it queued."""
 
     code = "overloaded"
@@ -42,7 +43,7 @@ class Overloaded(RlopsError):
         self.retry_after = retry_after
 
 
-class LogUnavailable(RlopsError):
+class LogUnavailableError(RlopsError):
     """A commit failed; the request's records are not in the log."""
 
     code = "log_unavailable"
@@ -75,7 +76,7 @@ class WaitTicket:
 
     def wait(self, timeout: float | None = None) -> None:
         if not self._done.wait(timeout):
-            raise LogUnavailable("the log did not confirm the write in time")
+            raise LogUnavailableError("the log did not confirm the write in time")
         if self._error is not None:
             raise self._error
 
@@ -153,14 +154,14 @@ class GroupCommitWriter:
         records: Sequence[Decision] | Sequence[Outcome],
         ticket: Ticket | asyncio.Future[None],
     ) -> None:
-        """Queue ``records`` whole, or raise :class:`Overloaded` and queue nothing."""
+        """Queue ``records`` whole, or raise :class:`OverloadedError` and queue nothing."""
         n = len(records)
         with self._cond:
             if self._stop or not self._thread.is_alive():
-                raise LogUnavailable("the log writer is not running")
+                raise LogUnavailableError("the log writer is not running")
             if self._pending + n > self.max_pending and self._pending > 0:
                 self.refused += 1
-                raise Overloaded(
+                raise OverloadedError(
                     f"{self._pending} records are waiting for the log; retry shortly",
                     retry_after=self.retry_after,
                 )
@@ -232,7 +233,7 @@ class GroupCommitWriter:
                 log.exception("committing %d %s failed", len(records), kind)
                 self.failed_commits += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                errors[kind] = LogUnavailable(f"the log refused the write: {self.last_error}")
+                errors[kind] = LogUnavailableError(f"the log refused the write: {self.last_error}")
                 continue
             self.commits += 1
             self.committed[kind] += len(records)
@@ -255,7 +256,6 @@ class GroupCommitWriter:
             else:
                 ticket.settle(error)
         for (loop, error), futures in by_loop.items():
-            try:
+            # a closed loop (shutdown) raises RuntimeError: nobody is waiting any more
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle_futures, futures, error)
-            except RuntimeError:  # the loop closed (shutdown): nobody is waiting any more
-                pass

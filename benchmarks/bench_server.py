@@ -44,7 +44,7 @@ import orjson
 from benchmarks.common import BenchResult
 from benchmarks.loadgen import UNITS, LoadReport, request_body, run_loadgen
 from benchmarks.server_apps import SEED_MODEL_ENV
-from benchmarks.server_proc import HOST, free_port, serving, uvicorn_command
+from benchmarks.server_proc import HOST, Server, free_port, serving, uvicorn_command
 from benchmarks.wrk_load import WrkReport, run_wrk, wrk_available
 from rlops.core.features import FeatureValue
 from rlops.sim.pricing_core import PRICING_ACTIONS, PRICING_SCHEMA
@@ -86,17 +86,27 @@ class Figures:
         return self.warmup.sent + self.saturation.sent + self.half.all_sent
 
 
-def _load(name: str, url: str) -> Figures:
-    warmup = run_wrk(url, duration_s=WARMUP_S, connections=CONNECTIONS, threads=WRK_THREADS)
-    saturation = run_wrk(url, duration_s=SATURATION_S, connections=CONNECTIONS, threads=WRK_THREADS)
-    half = run_loadgen(
-        url,
-        rate=max(saturation.rate / 2.0, 1.0),
-        duration=HALF_LOAD_S,
-        warmup=HALF_LOAD_WARMUP_S,
-        connections=CONNECTIONS,
-    )
-    return Figures(name, warmup, saturation, half)
+def _load(server: Server, path: str) -> Figures:
+    """wrk warm-up, wrk saturation, open loop at half. A server that died fails the run with
+    its exit status, not as the refused connection a load tool then reports."""
+    url = server.base_url + path
+    try:
+        warmup = run_wrk(url, duration_s=WARMUP_S, connections=CONNECTIONS, threads=WRK_THREADS)
+        saturation = run_wrk(
+            url, duration_s=SATURATION_S, connections=CONNECTIONS, threads=WRK_THREADS
+        )
+        half = run_loadgen(
+            url,
+            rate=max(saturation.rate / 2.0, 1.0),
+            duration=HALF_LOAD_S,
+            warmup=HALF_LOAD_WARMUP_S,
+            connections=CONNECTIONS,
+        )
+    except RuntimeError:
+        server.check_running()
+        raise
+    server.check_running()
+    return Figures(server.name, warmup, saturation, half)
 
 
 def _measure(
@@ -109,7 +119,7 @@ def _measure(
     port = free_port()
     print(f"  {name}: starting", flush=True)
     with serving(name, command(port), port, tmp / f"{name}.out", env=env) as server:
-        figures = _load(name, server.base_url + path)
+        figures = _load(server, path)
     print(f"  {name}: {figures.saturation.rate:,.0f} req/s at saturation", flush=True)
     return figures
 
@@ -259,16 +269,20 @@ def _ours(tmp: Path) -> tuple[Figures, Durability]:
 
     registry, log_url = tmp / "registry", f"sqlite:///{tmp / 'log.db'}"
     _registry(registry)
+    # Decisions open without a token, as in the embedded default and as noop and seed take
+    # them: the figure is the decision path, not authentication.
+    tokens = tmp / "tokens.json"
+    tokens.write_text(json.dumps({"open_scopes": ["decide", "outcomes"]}))
     port = free_port()
     command = [_rlops_binary(), "serve", "--app", "pricing", "--host", HOST, "--port", str(port)]
-    command += ["--workers", str(WORKERS), "--registry", str(registry)]
+    command += ["--workers", str(WORKERS), "--registry", str(registry), "--tokens", str(tokens)]
     command += ["--log", log_url, "--features", REDIS_URL]
     _write_features()
     try:
         print("  ours: starting", flush=True)
         with serving("ours", command, port, tmp / "ours.out") as server:
             _probe(port)
-            figures = _load("ours", server.base_url + "/v1/decisions")
+            figures = _load(server, "/v1/decisions")
         print(f"  ours: {figures.saturation.rate:,.0f} decisions/s at saturation", flush=True)
     finally:
         _delete_features()

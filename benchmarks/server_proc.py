@@ -40,6 +40,14 @@ class Server:
     def base_url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
+    def check_running(self) -> None:
+        """Raise, with the exit status and what it printed, if the server has exited."""
+        code = self.process.poll()
+        if code is None:
+            return
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with {code}"
+        raise RuntimeError(f"{self.name} {how} under load:\n{_tail(self.output)}")
+
 
 def free_port() -> int:
     """A port nothing listens on now (the kernel's choice; another process could still take

@@ -27,7 +27,6 @@ which the server may still complete and log).
 from __future__ import annotations
 
 import http.client
-import itertools
 import json
 import os
 import shutil
@@ -38,16 +37,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import orjson
-
 from benchmarks.common import BenchResult
-from benchmarks.loadgen import UNITS, LoadReport, request_body, run_loadgen
+from benchmarks.loadgen import LoadReport, request_body, run_loadgen
 from benchmarks.server_apps import SEED_MODEL_ENV
+from benchmarks.server_fixtures import delete_features, promote_mlp, seed_model, write_features
 from benchmarks.server_proc import HOST, Server, free_port, serving, uvicorn_command
 from benchmarks.wrk_load import WrkReport, run_wrk, wrk_available
-from rlops.core.features import FeatureValue
-from rlops.sim.pricing_core import PRICING_ACTIONS, PRICING_SCHEMA
 
 WORKERS = int(os.environ.get("RLOPS_BENCH_WORKERS", "1"))
 CONNECTIONS = 32
@@ -57,8 +52,6 @@ SATURATION_S = 10
 HALF_LOAD_S = 6.0
 HALF_LOAD_WARMUP_S = 1.0
 REDIS_URL = "redis://127.0.0.1:6379/0"
-FEATURE_KEY = "rlops:features:pricing:{unit}"
-FEATURE_TTL_S = 3600
 DECISION_FIELDS = frozenset(
     ("event_id", "action_id", "propensity", "policy_version", "arm", "explored", "fallback")
 )
@@ -124,90 +117,6 @@ def _measure(
     return figures
 
 
-# -- fixtures: the seed's PPO model, ours' registry and Redis features ----------------------
-
-
-def _seed_model(tmp: Path) -> Path:
-    """An untrained SB3 PPO on the pricing env: serving cost does not depend on training."""
-    import gymnasium
-    from stable_baselines3 import PPO
-
-    import rlops  # noqa: F401 (registers the Gymnasium environments)
-    from rlops.sim import PRICING_ENV_ID
-
-    model = PPO("MlpPolicy", gymnasium.make(PRICING_ENV_ID), device="cpu", seed=0)
-    path = tmp / "seed_ppo.zip"
-    model.save(path)
-    return path
-
-
-def _registry(root: Path) -> None:
-    """An MLP (64x64 hidden, Q outputs) promoted to ``pricing``'s production alias."""
-    from rlops.policies.mlp import MLPPolicy
-    from rlops.registry.registry import Registry
-
-    rng = np.random.default_rng(0)
-    sizes = [PRICING_SCHEMA.dim, 64, 64, len(PRICING_ACTIONS)]
-    layers = tuple(
-        (rng.normal(size=(a, b)) / np.sqrt(a), rng.normal(size=b) * 0.01)
-        for a, b in itertools.pairwise(sizes)
-    )
-    policy = MLPPolicy(PRICING_ACTIONS.ids, layers, output="q")
-    with Registry.open(root) as registry:
-        record = registry.register_policy(
-            policy, name="pricing", schema=PRICING_SCHEMA, catalog=PRICING_ACTIONS
-        )
-        registry.promote("pricing", record.version, force=True, reason="bench")
-
-
-def _unit_features(rng: np.random.Generator) -> dict[str, FeatureValue]:
-    """Each schema feature near its default, kept inside its bounds."""
-    values: dict[str, FeatureValue] = {}
-    for feature in PRICING_SCHEMA.features:
-        if feature.kind == "bool":
-            values[feature.name] = bool(rng.random() < 0.3)
-            continue
-        if feature.kind == "category":
-            values[feature.name] = str(rng.choice(list(feature.categories)))
-            continue
-        default = float(feature.default if isinstance(feature.default, int | float) else 0.0)
-        if feature.kind == "int":
-            value = default + float(rng.poisson(3.0))
-        else:
-            value = default + float(rng.normal(0.0, 0.2 * max(1.0, abs(default))))
-        low = feature.low if feature.low is not None else value
-        high = feature.high if feature.high is not None else value
-        value = min(max(value, low), high)
-        values[feature.name] = int(value) if feature.kind == "int" else value
-    return values
-
-
-def _unit_keys() -> list[str]:
-    return [FEATURE_KEY.format(unit=f"u{u}") for u in range(UNITS)]
-
-
-def _write_features() -> None:
-    import redis
-
-    rng = np.random.default_rng(0)
-    client = redis.Redis.from_url(REDIS_URL)
-    with client.pipeline(transaction=False) as pipe:
-        for key in _unit_keys():
-            pipe.set(key, orjson.dumps(_unit_features(rng)), ex=FEATURE_TTL_S)
-        pipe.execute()
-    client.close()
-
-
-def _delete_features() -> None:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = _unit_keys()
-    for start in range(0, len(keys), 1000):
-        client.delete(*keys[start : start + 1000])
-    client.close()
-
-
 def _rlops_binary() -> str:
     beside = Path(sys.executable).with_name("rlops")
     return str(beside) if beside.exists() else (shutil.which("rlops") or "rlops")
@@ -268,7 +177,7 @@ def _ours(tmp: Path) -> tuple[Figures, Durability]:
     from rlops.store import open_log
 
     registry, log_url = tmp / "registry", f"sqlite:///{tmp / 'log.db'}"
-    _registry(registry)
+    promote_mlp(registry)
     # Decisions open without a token, as in the embedded default and as noop and seed take
     # them: the figure is the decision path, not authentication.
     tokens = tmp / "tokens.json"
@@ -277,7 +186,7 @@ def _ours(tmp: Path) -> tuple[Figures, Durability]:
     command = [_rlops_binary(), "serve", "--app", "pricing", "--host", HOST, "--port", str(port)]
     command += ["--workers", str(WORKERS), "--registry", str(registry), "--tokens", str(tokens)]
     command += ["--log", log_url, "--features", REDIS_URL]
-    _write_features()
+    write_features(REDIS_URL)
     try:
         print("  ours: starting", flush=True)
         with serving("ours", command, port, tmp / "ours.out") as server:
@@ -285,7 +194,7 @@ def _ours(tmp: Path) -> tuple[Figures, Durability]:
             figures = _load(server, "/v1/decisions")
         print(f"  ours: {figures.saturation.rate:,.0f} decisions/s at saturation", flush=True)
     finally:
-        _delete_features()
+        delete_features(REDIS_URL)
     log = open_log(log_url)
     try:
         logged = log.count_decisions()
@@ -450,7 +359,7 @@ def run() -> list[BenchResult]:
             "/noop",
             tmp,
         )
-        model = _seed_model(tmp)
+        model = seed_model(tmp)
         seed = _measure(
             "seed",
             lambda port: uvicorn_command(

@@ -237,20 +237,23 @@ class FeatureSchema:
     def matrix_checked(self, rows: Sequence[Mapping[str, FeatureValue]]) -> npt.NDArray[np.float32]:
         """``matrix`` for rows already checked against a schema (the server's hot path).
 
-        A name the rows lack takes its default, so a policy trained on a newer schema
-        still gets a full row; values are trusted, not checked again.
+        Built a column at a time (one comprehension per feature, not a Python loop per
+        cell). A name the rows lack takes its default, so a policy trained on a newer
+        schema still gets a full row; values are trusted, not checked again.
         """
         out = np.zeros((len(rows), self.dim), dtype=np.float32)
-        plan = tuple(zip(self.features, self._offsets, strict=True))
-        for i, row in enumerate(rows):
-            target = out[i]
-            for f, offset in plan:
-                value = row.get(f.name, f.default)
-                if f.kind == "category":
+        for f, offset in zip(self.features, self._offsets, strict=True):
+            name, default = f.name, f.default
+            if f.kind == "category":
+                for i, row in enumerate(rows):
+                    value = row.get(name, default)
                     if value in f.categories:
-                        target[offset + f.categories.index(str(value))] = 1.0
-                elif value is not None:
-                    target[offset] = float(value)
+                        out[i, offset + f.categories.index(str(value))] = 1.0
+            else:
+                fill = 0.0 if default is None else float(default)
+                out[:, offset] = [
+                    fill if (v := row.get(name)) is None else float(v) for row in rows
+                ]
         return out
 
     def _fill(self, out: npt.NDArray[np.float32], values: Mapping[str, FeatureValue]) -> None:

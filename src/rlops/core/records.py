@@ -118,6 +118,47 @@ class Decision:
         if not isinstance(self.explored, bool):
             raise ValidationError("explored must be a boolean", field="explored")
 
+    @classmethod
+    def trusted(
+        cls,
+        event_id: str,
+        ts: float,
+        app: str,
+        unit_id: str,
+        arm: str,
+        policy_version: str,
+        features: Mapping[str, FeatureValue],
+        action_ids: tuple[str, ...],
+        action_id: str,
+        propensity: float,
+        explored: bool,
+    ) -> Decision:
+        """A decision from parts that were each checked where they came from.
+
+        The server's hot path builds every field from a validated request, the feature
+        schema, the catalog and the serving stack; checking them all again here cost
+        more than the rest of a decision. Only the propensity, the one number computed
+        on the way, is checked.
+        """
+        if not 0.0 < propensity <= 1.0:
+            raise ValidationError(
+                f"propensity must be in (0, 1], got {propensity!r}", field="propensity"
+            )
+        self = object.__new__(cls)
+        setattr_ = object.__setattr__
+        setattr_(self, "event_id", event_id)
+        setattr_(self, "ts", ts)
+        setattr_(self, "app", app)
+        setattr_(self, "unit_id", unit_id)
+        setattr_(self, "arm", arm)
+        setattr_(self, "policy_version", policy_version)
+        setattr_(self, "features", features)
+        setattr_(self, "action_ids", action_ids)
+        setattr_(self, "action_id", action_id)
+        setattr_(self, "propensity", propensity)
+        setattr_(self, "explored", explored)
+        return self
+
     def to_json(self) -> dict[str, Any]:
         return {
             "event_id": self.event_id,

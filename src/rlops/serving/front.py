@@ -32,9 +32,13 @@ class _Waiting:
 class DecisionFront:
     """The async face of a service: ``await decide(...)`` returns durable decisions."""
 
-    def __init__(self, service: DecisionService, writer: GroupCommitWriter) -> None:
+    def __init__(
+        self, service: DecisionService, writer: GroupCommitWriter, *, linger: float = 0.0005
+    ) -> None:
+        """``linger`` seconds: how long a flush waits for more requests to join it."""
         self.service = service
         self.writer = writer
+        self.linger = linger
         self._pending: list[_Waiting] = []
         self._scheduled = False
         self.flushes = 0
@@ -50,7 +54,10 @@ class DecisionFront:
             futures.append(future)
         if not self._scheduled:
             self._scheduled = True
-            loop.call_soon(self._flush)
+            if self.linger > 0:
+                loop.call_later(self.linger, self._flush)
+            else:
+                loop.call_soon(self._flush)
         results = [await future for future in futures]
         commits = {id(committed): committed for _, committed in results}
         for committed in commits.values():

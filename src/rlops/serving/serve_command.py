@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rlops.serving.auth import new_token
-from rlops.serving.server import ENV, TOKENS_ENV, ServerConfig
+from rlops.serving.server import ADMIN_TOKEN_ENV, ENV, TOKENS_ENV, ServerConfig
 
 
 def serve_command(
@@ -31,8 +31,7 @@ def serve_command(
     config = ServerConfig.from_json(data)
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     if config.tokens is None and not os.environ.get(TOKENS_ENV):
-        token = new_token()
-        os.environ[TOKENS_ENV] = f"admin:{token}:admin"
+        token = os.environ.setdefault(ADMIN_TOKEN_ENV, new_token())
         print(f"admin token for this server (set --tokens to configure): {token}", file=sys.stderr)
     os.environ[ENV] = json.dumps(config.to_json())
     uvicorn.run(

@@ -13,7 +13,7 @@ import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from rlops.exploration.explorer import ExplorationConfig
 from rlops.policies.stack import SafetyConfig
 from rlops.registry.registry import Registry
 from rlops.serving.app import Api, Limits
-from rlops.serving.auth import TokenBook
+from rlops.serving.auth import Token, TokenBook
 from rlops.serving.experiments import Experiment, Router, load_experiment, single_arm
 from rlops.serving.feature_store import open_feature_store
 from rlops.serving.front import DecisionFront
@@ -41,6 +41,7 @@ from rlops.store import open_log
 
 ENV = "RLOPS_SERVE_CONFIG"
 TOKENS_ENV = "RLOPS_TOKENS"
+ADMIN_TOKEN_ENV = "RLOPS_ADMIN_TOKEN"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,12 +77,17 @@ class ServerConfig:
 
 
 def token_book(config: ServerConfig) -> TokenBook:
-    """Tokens from the file, else the RLOPS_TOKENS variable, else the embedded default."""
+    """Tokens from the file, else the RLOPS_TOKENS variable, else the embedded default
+    (deciding and outcomes open) with the one-off admin token ``rlops serve`` printed."""
     if config.tokens:
         return TokenBook.from_file(Path(config.tokens))
     if os.environ.get(TOKENS_ENV):
         return TokenBook.from_env(os.environ[TOKENS_ENV])
-    return TokenBook.embedded_default()
+    default = TokenBook.embedded_default()
+    if os.environ.get(ADMIN_TOKEN_ENV):
+        admin = Token.from_plaintext("admin", os.environ[ADMIN_TOKEN_ENV], ("admin",))
+        return replace(default, tokens=(admin,))
+    return default
 
 
 def _experiment(config: ServerConfig) -> tuple[Experiment, Path | None]:

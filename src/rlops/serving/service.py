@@ -202,6 +202,30 @@ class _ArmStacks:
     plain: PolicyStack | None  # for rows outside the arm's exploration segment
 
 
+def check_unit_id(unit_id: object, field: str = "unit_id") -> str:
+    """1-256 characters of UTF-8 text without NUL, as the log stores it."""
+    if (
+        not isinstance(unit_id, str)
+        or not 0 < len(unit_id) <= 256
+        or "\x00" in unit_id
+        or not unit_id.isprintable()
+        and not _encodes(unit_id)
+    ):
+        raise ValidationError(
+            f"{field} must be 1-256 characters of text without NUL, got {unit_id!r:.80}",
+            field=field,
+        )
+    return unit_id
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_context(schema: FeatureSchema, context: Mapping[str, Any]) -> dict[str, FeatureValue]:
     """The request's context checked by name against the app's schema (nothing defaulted)."""
     out: dict[str, FeatureValue] = {}
@@ -402,6 +426,8 @@ class DecisionService:
         n = len(unit_ids)
         if len(contexts) != n or (request_ids is not None and len(request_ids) != n):
             raise ValidationError("unit_ids, contexts and request_ids differ in length")
+        for i, unit_id in enumerate(unit_ids):  # decisions are built trusted: check here
+            check_unit_id(unit_id, f"unit_ids[{i}]")
         now = self.clock.now() if now is None else now
         lookup = self.store.lookup(unit_ids) if self.store is not None else None
         if lookup is not None and not lookup.available:
@@ -446,19 +472,24 @@ class DecisionService:
             )
             choice, fallback = self._choose(arm, part)
             ids = choice.catalog.ids
+            picked, propensity, explored_rows = (
+                choice.index.tolist(),
+                choice.propensity.tolist(),
+                choice.explored.tolist(),
+            )
             for j, i in enumerate(rows):
-                decision = Decision(
-                    event_id=event_ids[i],
-                    ts=now,
-                    app=self.app,
-                    unit_id=unit_ids[i],
-                    arm=arm.name,
-                    policy_version=choice.version,
-                    features=values[i],
-                    action_ids=ids,
-                    action_id=ids[int(choice.index[j])],
-                    propensity=float(choice.propensity[j]),
-                    explored=bool(choice.explored[j]),
+                decision = Decision.trusted(
+                    event_ids[i],
+                    now,
+                    self.app,
+                    unit_ids[i],
+                    arm.name,
+                    choice.version,
+                    values[i],
+                    ids,
+                    ids[picked[j]],
+                    propensity[j],
+                    explored_rows[j],
                 )
                 out.append(Decided(decision, fallback, defaulted[i]))
                 order.append(i)

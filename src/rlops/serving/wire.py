@@ -24,9 +24,7 @@ ContextValue = float | int | bool | str
 SignalName = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[^\u0000]+$")]
 Reason = Annotated[
     str,
-    msgspec.Meta(
-        min_length=1, max_length=1000, pattern=r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
-    ),
+    msgspec.Meta(min_length=1, max_length=1000, pattern=r"^[^\u0000]*[^\s\u0000][^\u0000]*$"),
 ]
 # JSON Schema's "integer" admits 10.0, which msgspec's int refuses; a number that is a
 # multiple of 1 says the same and decodes both ways.

@@ -45,7 +45,7 @@ from benchmarks.server_proc import HOST, Server, free_port, serving, uvicorn_com
 from benchmarks.wrk_load import WrkReport, run_wrk, wrk_available
 
 WORKERS = int(os.environ.get("RLOPS_BENCH_WORKERS", "1"))
-CONNECTIONS = 32
+CONNECTIONS = int(os.environ.get("RLOPS_BENCH_CONNECTIONS", "128"))
 WRK_THREADS = 1
 WARMUP_S = 2  # wrk takes whole seconds
 SATURATION_S = 10

@@ -121,7 +121,16 @@ def run_wrk(url: str, *, duration_s: int, connections: int, threads: int = 1) ->
     with tempfile.TemporaryDirectory(prefix="rlops-wrk-") as tmp:
         lua = Path(tmp) / "decisions.lua"
         lua.write_text(script())
-        command = [binary, f"-t{threads}", f"-c{connections}", f"-d{duration_s}s"]
+        # wrk's default 2 s timeout counts a slow answer as a socket error; a server that
+        # answers slowly under saturation is measured by its latency, not refused.
+        command = [
+            binary,
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{duration_s}s",
+            "--timeout",
+            "10s",
+        ]
         command += ["-s", str(lua), url]
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=duration_s + 30.0, check=False

@@ -9,8 +9,10 @@ registered and made ``production``, and the server answers at once.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -63,6 +65,11 @@ class ServerConfig:
     batch_body_bytes: int = 4 * 1024 * 1024
     max_pending: int = 50_000
     watch: bool = True
+    #: The interpreter's thread switch interval in the server process (seconds). The
+    #: writer thread needs the GIL back after each SQLite call; at Python's default
+    #: 5 ms it waits behind the event loop for that long, several times per commit, and
+    #: every acknowledgement waits with it.
+    switch_interval: float = 0.001
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -184,4 +191,13 @@ def app_from_env() -> Starlette:
     raw = os.environ.get(ENV)
     if not raw:
         raise ValidationError(f"{ENV} is not set; start the server with `rlops serve`", field=ENV)
-    return create_app(ServerConfig.from_json(json.loads(raw)))
+    config = ServerConfig.from_json(json.loads(raw))
+    sys.setswitchinterval(config.switch_interval)
+    app = create_app(config)
+    # What is loaded now (libraries, the policy) lives as long as the process: keep it
+    # out of the collector's sight, and collect young objects less often, so the
+    # decision path does not stop for a full collection of long-lived objects.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 1000)
+    return app

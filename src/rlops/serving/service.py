@@ -47,7 +47,7 @@ from rlops.registry.records import PRODUCTION, AliasRecord
 from rlops.registry.registry import Registry
 from rlops.registry.watch import AliasWatcher, file_watcher
 from rlops.serving.experiments import Arm, Router, segment_mask
-from rlops.serving.feature_store import FeatureStore, merge_features
+from rlops.serving.feature_store import FeatureStore, Lookup, merge_features
 from rlops.serving.metrics import ServerMetrics
 from rlops.serving.writer import GroupCommitWriter
 
@@ -208,8 +208,7 @@ def check_unit_id(unit_id: object, field: str = "unit_id") -> str:
         not isinstance(unit_id, str)
         or not 0 < len(unit_id) <= 256
         or "\x00" in unit_id
-        or not unit_id.isprintable()
-        and not _encodes(unit_id)
+        or (not unit_id.isprintable() and not _encodes(unit_id))
     ):
         raise ValidationError(
             f"{field} must be 1-256 characters of text without NUL, got {unit_id!r:.80}",
@@ -421,15 +420,21 @@ class DecisionService:
         request_ids: Sequence[str | None] | None = None,
         *,
         now: float | None = None,
+        lookup: Lookup | None = None,
     ) -> list[Decided]:
-        """Decisions for checked contexts (see :meth:`check`); nothing is logged here."""
+        """Decisions for checked contexts (see :meth:`check`); nothing is logged here.
+
+        ``lookup`` is the feature store's answer for ``unit_ids`` when the caller already
+        asked (the server asks off the event loop); otherwise the store is asked here.
+        """
         n = len(unit_ids)
         if len(contexts) != n or (request_ids is not None and len(request_ids) != n):
             raise ValidationError("unit_ids, contexts and request_ids differ in length")
         for i, unit_id in enumerate(unit_ids):  # decisions are built trusted: check here
             check_unit_id(unit_id, f"unit_ids[{i}]")
         now = self.clock.now() if now is None else now
-        lookup = self.store.lookup(unit_ids) if self.store is not None else None
+        if lookup is None and self.store is not None:
+            lookup = self.store.lookup(unit_ids)
         if lookup is not None and not lookup.available:
             self.metrics.store_unavailable.labels(self.app).inc(n)
         values: list[dict[str, FeatureValue]] = []

@@ -38,6 +38,7 @@ demo: $(STAMP)
 	$(BIN)/rlops demo --out $(OUT)
 
 bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y -q wrk >/dev/null 2>&1 || echo "wrk is not installed: the server benchmark will say so"
 	$(BIN)/python benchmarks/run.py $(BENCH)
 
 clean:

@@ -69,7 +69,7 @@ class ServerConfig:
     #: writer thread needs the GIL back after each SQLite call; at Python's default
     #: 5 ms it waits behind the event loop for that long, several times per commit, and
     #: every acknowledgement waits with it.
-    switch_interval: float = 0.001
+    switch_interval: float = 0.0002
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -12,8 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from rlops.store import SqlDecisionLog, open_log
+
+# CI runs the same examples every time (a failure there reproduces anywhere); local runs
+# keep exploring new ones. No deadline: a loaded two-core machine is not a slow function.
+settings.register_profile("ci", derandomize=True, deadline=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 PG_DSN = os.environ.get("RLOPS_PG_DSN", "postgresql://127.0.0.1:5432/test")
 

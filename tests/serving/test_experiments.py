@@ -159,8 +159,12 @@ def test_staged_rollout_keeps_every_earlier_canary_unit() -> None:
 @settings(max_examples=200, deadline=None)
 @given(
     shares=st.lists(st.floats(0.0, 1.0), min_size=2, max_size=6),
-    unit_ids=st.lists(st.text(max_size=20), min_size=1, max_size=200, unique=True),
-    salt=st.text(alphabet=st.characters(exclude_characters="\x00"), min_size=1, max_size=10),
+    unit_ids=st.lists(
+        st.text(st.characters(codec="utf-8"), max_size=20), min_size=1, max_size=200, unique=True
+    ),
+    salt=st.text(
+        alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=10
+    ),
 )
 def test_growing_the_last_arm_only_moves_units_into_it(
     shares: list[float], unit_ids: list[str], salt: str

@@ -480,3 +480,44 @@ def test_a_failing_log_is_503_not_ready_and_recovers(
 def test_unknown_server_settings_are_refused() -> None:
     with pytest.raises(ValidationError, match="colour"):
         ServerConfig.from_json({"colour": "blue"})
+
+
+def test_exploration_can_be_limited_to_one_arm_and_one_segment(tmp_path: Path) -> None:
+    from rlops.exploration.explorer import ExplorationConfig
+    from rlops.exploration.schedules import Schedule
+
+    path = tmp_path / "experiment.json"
+    uniform = ExplorationConfig("epsilon", Schedule("constant", start=1.0))
+    save_experiment(
+        path,
+        Experiment(
+            "e",
+            "s",
+            arms=(
+                Arm("quiet", "production", 0.5),
+                Arm("explore", "production", 0.5, uniform, {"segment": "bargain"}),
+            ),
+        ),
+    )
+    config = server_config(tmp_path, experiment=str(path))
+    register_mlp(config.registry, promote_to="production")
+    with client_for(config) as client:
+        k = len(server_of(client).service.catalog)
+        replies = [
+            (
+                segment,
+                client.post(
+                    "/v1/decisions",
+                    json={"unit_id": f"u{i}", "context": {"segment": segment}},
+                ).json(),
+            )
+            for i in range(120)
+            for segment in ("bargain", "regular")
+        ]
+    for segment, reply in replies:
+        if reply["arm"] == "explore" and segment == "bargain":
+            assert reply["propensity"] == pytest.approx(1.0 / k)  # epsilon 1: uniform
+        else:
+            assert reply["propensity"] == 1.0 and reply["explored"] is False
+    explored = [r for s, r in replies if r["arm"] == "explore" and s == "bargain"]
+    assert len(explored) > 20 and any(r["explored"] for r in explored)

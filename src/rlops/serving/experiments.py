@@ -199,6 +199,10 @@ class Experiment:
         salt: object = self.salt
         if not isinstance(salt, str) or not 1 <= len(salt) <= 256 or "\x00" in salt:
             raise ValidationError("salt must be 1-256 characters without NUL", field="salt")
+        try:
+            salt.encode()
+        except UnicodeEncodeError:
+            raise ValidationError("salt must be valid Unicode text", field="salt") from None
         revision: object = self.revision
         if isinstance(revision, bool) or not isinstance(revision, int) or revision < 0:
             raise ValidationError("revision must be an integer >= 0", field="revision")

@@ -78,6 +78,7 @@ def test_the_document_describes_every_route(api: Starlette) -> None:
         "/healthz",
         "/readyz",
         "/metrics",
+        "/dashboard",
     }
     context = document["components"]["schemas"]["DecisionRequest"]["properties"]["context"]
     assert context["additionalProperties"] is False

@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -51,6 +52,8 @@ from rlops.serving.writer import LogUnavailableError, OverloadedError
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
+#: The built-in dashboard (charts drawn in the browser from this server's /metrics).
+DASHBOARD = Path(__file__).resolve().parent.parent / "monitoring" / "dashboard.html"
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,6 +402,11 @@ class Api:
         async def document(request: Request) -> Response:
             return Response(wire.encode(self.document()), media_type=JSON)
 
+        dashboard_html = DASHBOARD.read_text()
+
+        async def dashboard(request: Request) -> HTMLResponse:
+            return HTMLResponse(dashboard_html)
+
         async def docs(request: Request) -> HTMLResponse:
             return get_swagger_ui_html(openapi_url="/openapi.json", title="rlops policy server")
 
@@ -424,6 +432,7 @@ class Api:
                 *(Route(path, endpoint, methods=[method]) for path, method, endpoint in endpoints),
                 Route("/openapi.json", document, methods=["GET"]),
                 Route("/docs", docs, methods=["GET"]),
+                Route("/dashboard", dashboard, methods=["GET"]),
             ],
             exception_handlers={HTTPException: _http_error},
             lifespan=self._lifespan,

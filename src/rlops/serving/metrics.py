@@ -23,7 +23,10 @@ class ServerMetrics:
     def __post_init__(self) -> None:
         r = self.registry
         self.decisions = Counter(
-            "rlops_decisions", "Decisions served.", ["app", "arm", "fallback"], registry=r
+            "rlops_decisions",
+            "Decisions served (segment: the application's segment feature, else 'all').",
+            ["app", "arm", "policy_version", "action", "segment", "fallback"],
+            registry=r,
         )
         self.explored = Counter(
             "rlops_decisions_explored",

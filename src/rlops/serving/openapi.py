@@ -190,6 +190,18 @@ def openapi_document(schema: FeatureSchema, tokens: TokenBook) -> dict[str, Any]
                 },
             }
         },
+        "/dashboard": {
+            "get": {
+                "summary": "The built-in dashboard (HTML; charts from /metrics)",
+                "operationId": "dashboard",
+                "responses": {
+                    "200": {
+                        "description": "An HTML page",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
         "/v1/policies": {
             "get": {
                 "summary": "Aliases, arms and what each serves",

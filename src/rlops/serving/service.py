@@ -24,6 +24,7 @@ import logging
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -292,6 +293,11 @@ class DecisionService:
         self._lock = threading.Lock()
         self._watchers: dict[str, AliasWatcher] = {}
         self._retry_at: dict[str, float] = {}
+        #: The category feature whose value labels decisions by segment (bounded: its
+        #: categories), or None when the application has none.
+        self.segment_feature: str | None = next(
+            (f.name for f in self.schema.features if f.kind == "category"), None
+        )
         #: How long an alias that failed to open waits before a decision tries it again.
         self.retry_seconds = 5.0
         for arm in self.router.experiment.arms:
@@ -499,7 +505,15 @@ class DecisionService:
                 out.append(Decided(decision, fallback, defaulted[i]))
                 order.append(i)
             fallback_label = "true" if fallback else "false"
-            self.metrics.decisions.labels(self.app, arm_name, fallback_label).inc(len(rows))
+            segment = self.segment_feature
+            tally = Counter(
+                (ids[picked[j]], str(values[i].get(segment, "all")) if segment else "all")
+                for j, i in enumerate(rows)
+            )
+            for (action, segment_value), count in tally.items():
+                self.metrics.decisions.labels(
+                    self.app, arm_name, choice.version, action, segment_value, fallback_label
+                ).inc(count)
             explored = int(choice.explored.sum())
             if explored:
                 self.metrics.explored.labels(self.app, arm_name).inc(explored)

@@ -1,0 +1,1 @@
+"""Watching agents in production: detectors, alerts, delivery and guardrails."""

@@ -151,7 +151,7 @@ class AlertThresholds:
     def __post_init__(self) -> None:
         for item in fields(self):
             value = getattr(self, item.name)
-            if item.name.endswith("_seconds") and item.type == "int":
+            if item.name.endswith(("_for_seconds", "_window_seconds")):
                 if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                     raise ValidationError(
                         f"{item.name} must be whole seconds >= 0", field=item.name

@@ -19,7 +19,7 @@ import math
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -266,8 +266,8 @@ class AlertDelivery:
     def _count(self, **changes: int) -> None:
         with self._lock:
             current = self._stats
-            self._stats = DeliveryStats(
-                **{k: getattr(current, k) + changes.get(k, 0) for k in current.__dict__}
+            self._stats = replace(
+                current, **{k: getattr(current, k) + n for k, n in changes.items()}
             )
 
     def _run(self) -> None:
@@ -281,8 +281,10 @@ class AlertDelivery:
             try:
                 if self._abort.is_set():
                     self._count(dropped=1)
+                elif self._deliver(message):
+                    self._count(delivered=1)
                 else:
-                    self._count(**{self._deliver(message): 1})
+                    self._count(failed=1)
             except Exception:  # the thread must outlive any one message
                 log.exception("alert delivery to %s failed", self.config.url)
                 self._count(failed=1)
@@ -291,8 +293,8 @@ class AlertDelivery:
                     self._outstanding -= 1
                     self._idle.notify_all()
 
-    def _deliver(self, message: Message) -> str:
-        """POST one message; ``"delivered"`` or ``"failed"`` once retries are spent."""
+    def _deliver(self, message: Message) -> bool:
+        """POST one message; whether the receiver accepted it, retries included."""
         body = orjson.dumps(message)
         headers = {"Content-Type": "application/json", **dict(self.config.headers)}
         for attempt in range(1, self.config.max_attempts + 1):
@@ -309,11 +311,11 @@ class AlertDelivery:
                 problem = f"{type(error).__name__}: {error}"
             else:
                 if response.is_success:
-                    return "delivered"
+                    return True
                 problem = f"HTTP {response.status_code}"
                 if response.status_code < 500 and response.status_code != 429:
                     log.error("alert delivery to %s refused: %s", self.config.url, problem)
-                    return "failed"
+                    return False
             if attempt < self.config.max_attempts:
                 log.warning(
                     "alert delivery to %s, attempt %d: %s", self.config.url, attempt, problem
@@ -321,4 +323,4 @@ class AlertDelivery:
                 if self._abort.wait(self.config.backoff(attempt)):
                     break
         log.error("alert delivery to %s gave up: %s", self.config.url, problem)
-        return "failed"
+        return False

@@ -3,11 +3,11 @@
 An alert names an arm (or, for load failures, an alias); the server knows which alias
 each arm serves and passes that mapping in. Only ``candidate`` and ``production`` are
 guarded by default. Each firing acts once: a firing is its fingerprint and start time, so
-the same firing seen again (every evaluation re-reports nothing, but a replay or a second
-receiver might) does nothing, while the same alert firing anew after it resolved acts
-again. Nothing here raises for a rollback that cannot happen (no earlier version, the
-alias moved meanwhile, a damaged artifact): it is recorded with its reason, for the
-operator, and the next evaluation does not retry it.
+the same firing seen again (``AlertEvaluator.firing()`` on every pass, a replay, a second
+route) does nothing, while the same alert firing anew after it resolved acts again.
+Nothing here raises for a rollback that cannot happen (no earlier version, the alias
+moved meanwhile, a damaged artifact): it is recorded with its reason, for the operator,
+and the next evaluation does not retry it.
 """
 
 from __future__ import annotations

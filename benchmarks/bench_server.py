@@ -173,19 +173,67 @@ class Durability:
         return self.acknowledged <= self.logged <= self.sent
 
 
-def _ours(tmp: Path) -> tuple[Figures, Durability]:
-    from rlops.store import open_log
-
-    registry, log_url = tmp / "registry", f"sqlite:///{tmp / 'log.db'}"
-    promote_mlp(registry)
+def _ours_command(tmp: Path, port: int, log_url: str, *, metrics: bool = True) -> list[str]:
+    registry = tmp / "registry"
+    if not registry.exists():
+        promote_mlp(registry)
     # Decisions open without a token, as in the embedded default and as noop and seed take
     # them: the figure is the decision path, not authentication.
     tokens = tmp / "tokens.json"
     tokens.write_text(json.dumps({"open_scopes": ["decide", "outcomes"]}))
-    port = free_port()
+    settings = tmp / f"serve-{'metrics' if metrics else 'bare'}.json"
+    settings.write_text(json.dumps({"metrics": metrics}))
     command = [_rlops_binary(), "serve", "--app", "pricing", "--host", HOST, "--port", str(port)]
     command += ["--workers", str(WORKERS), "--registry", str(registry), "--tokens", str(tokens)]
-    command += ["--log", log_url, "--features", REDIS_URL]
+    command += ["--log", log_url, "--features", REDIS_URL, "--config", str(settings)]
+    return command
+
+
+def _saturation(tmp: Path, name: str, *, metrics: bool) -> float:
+    """Decisions/s of ``rlops serve`` at saturation, with or without its metrics."""
+    port = free_port()
+    log_url = f"sqlite:///{tmp / (name + '.db')}"
+    with serving(
+        name, _ours_command(tmp, port, log_url, metrics=metrics), port, tmp / f"{name}.out"
+    ) as server:
+        url = server.base_url + "/v1/decisions"
+        run_wrk(url, duration_s=WARMUP_S, connections=CONNECTIONS, threads=WRK_THREADS)
+        report = run_wrk(url, duration_s=SATURATION_S, connections=CONNECTIONS, threads=WRK_THREADS)
+    if not report.clean:
+        raise RuntimeError(
+            f"{name}: {report.non_2xx} non-2xx, {report.socket_errors} socket errors"
+        )
+    return report.rate
+
+
+def _metrics_overhead(tmp: Path) -> BenchResult:
+    """The share of decisions/s kept with metrics and monitoring on (same run, same load)."""
+    write_features(REDIS_URL)
+    try:
+        bare = _saturation(tmp, "ours-without-metrics", metrics=False)
+        measured = _saturation(tmp, "ours-with-metrics", metrics=True)
+    finally:
+        delete_features(REDIS_URL)
+    print(f"  metrics: {measured:,.0f} decisions/s with, {bare:,.0f} without")
+    ratio = measured / bare if bare else 0.0
+    return BenchResult(
+        name="server.metrics_overhead",
+        value=measured,
+        unit="/s",
+        baseline="rlops serve with metrics and monitoring off (same load, same run)",
+        baseline_value=bare,
+        ratio=ratio,
+        target=">= 0.9",
+        passed=ratio >= 0.9,
+    )
+
+
+def _ours(tmp: Path) -> tuple[Figures, Durability]:
+    from rlops.store import open_log
+
+    log_url = f"sqlite:///{tmp / 'log.db'}"
+    port = free_port()
+    command = _ours_command(tmp, port, log_url)
     write_features(REDIS_URL)
     try:
         print("  ours: starting", flush=True)
@@ -382,4 +430,4 @@ def run() -> list[BenchResult]:
             _table([noop, seed])
             return [*results, _ours_failed(str(error).splitlines()[0])]
         _table([noop, seed, ours])
-        return results + _rows(noop, seed, ours, durability)
+        return [*results, *_rows(noop, seed, ours, durability), _metrics_overhead(tmp)]

@@ -10,18 +10,41 @@ once per request, to keep them off the hot path's per-request cost.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
+class _Off:
+    """Stands in for every metric when metrics are off: the overhead benchmark's baseline."""
+
+    def labels(self, *args: object) -> _Off:
+        return self
+
+    def inc(self, amount: float = 1.0) -> None:
+        return None
+
+    def observe(self, amount: float) -> None:
+        return None
+
+    def set(self, value: float) -> None:
+        return None
+
+    def clear(self) -> None:
+        return None
+
+
 @dataclass(eq=False)
 class ServerMetrics:
+    """``enabled=False`` keeps the interface and records nothing (for measuring the cost)."""
+
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    enabled: bool = True
 
     def __post_init__(self) -> None:
-        r = self.registry
+        r = self.registry if self.enabled else CollectorRegistry()
         self.decisions = Counter(
             "rlops_decisions",
             "Decisions served (segment: the application's segment feature, else 'all').",
@@ -100,3 +123,9 @@ class ServerMetrics:
             ["app", "arm", "alias", "version"],
             registry=r,
         )
+
+        if not self.enabled:
+            off = _Off()
+            for name, value in list(vars(self).items()):
+                if isinstance(value, Counter | Gauge | Histogram):
+                    setattr(self, name, cast(Any, off))

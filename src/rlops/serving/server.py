@@ -65,6 +65,8 @@ class ServerConfig:
     batch_body_bytes: int = 4 * 1024 * 1024
     max_pending: int = 50_000
     watch: bool = True
+    #: Prometheus metrics and monitoring on the decision path (off only to measure their cost).
+    metrics: bool = True
     #: The interpreter's thread switch interval in the server process (seconds). The
     #: writer thread needs the GIL back after each SQLite call; at Python's default
     #: 5 ms it waits behind the event loop for that long, several times per commit, and
@@ -124,7 +126,7 @@ def build(config: ServerConfig, *, metrics: ServerMetrics | None = None) -> Serv
     """Open everything and start the writer; the caller owns ``close()``."""
     schema, catalog, engine = app_spaces(config.app)
     name = config.policy_name or config.app
-    metrics = metrics if metrics is not None else ServerMetrics()
+    metrics = metrics if metrics is not None else ServerMetrics(enabled=config.metrics)
     registry = Registry.open(config.registry, config.registry_index)
     baseline = baseline_policy(name, schema, catalog, engine)
     ensure_production(registry, baseline, name)

@@ -110,7 +110,7 @@ SCENARIOS = (
                 steps((61, 0.8)),
             ),
         ),
-        ((9, ()), (24, ()), (25, ((SHARE_NEW, 0.9),)), (39, ((SHARE_NEW, 0.9),)), (40, ())),
+        ((9, ()), (19, ()), (20, ((SHARE_NEW, 0.9),)), (39, ((SHARE_NEW, 0.9),)), (40, ())),
     ),
     Scenario(
         "RlopsRewardDrop",

@@ -76,7 +76,7 @@ def test_default_rules_render_the_expected_promql() -> None:
         ),
     }
     assert {r.name: r.for_seconds for r in default_rules()} == {
-        "RlopsModeCollapse": 900,
+        "RlopsModeCollapse": 600,
         "RlopsRewardDrop": 1800,
         "RlopsFeatureDrift": 900,
         "RlopsJoinLag": 600,

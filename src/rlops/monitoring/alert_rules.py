@@ -136,7 +136,9 @@ class AlertThresholds:
     """
 
     mode_collapse_share: float = 0.8
-    mode_collapse_for_seconds: int = 900
+    # 10 minutes over the monitor's 5-minute share window: a collapse that starts now
+    # fires within 15 minutes (the seed's incident), and a blip shorter than that cannot.
+    mode_collapse_for_seconds: int = 600
     reward_drop: float = 0.2
     reward_drop_for_seconds: int = 1800
     psi: float = 0.25

@@ -22,15 +22,20 @@ from typing import Any
 from starlette.applications import Starlette
 
 from rlops.core.errors import ValidationError
+from rlops.core.features import FeatureSchema
 from rlops.exploration.explorer import ExplorationConfig
 from rlops.policies.stack import SafetyConfig
 from rlops.registry.registry import Registry
+from rlops.apps.defaults import join_configs
+from rlops.monitoring.monitor import DecisionMonitor, MonitorConfig, OutcomeConfig, OutcomeMonitor
+from rlops.monitoring.segments import SegmentConfig
 from rlops.serving.app import Api, Limits
 from rlops.serving.auth import Token, TokenBook
 from rlops.serving.experiments import Experiment, Router, load_experiment, single_arm
 from rlops.serving.feature_store import open_feature_store
 from rlops.serving.front import DecisionFront
 from rlops.serving.metrics import ServerMetrics
+from rlops.serving.monitoring import LogWatcher, MonitorCollector
 from rlops.serving.service import (
     DecisionService,
     ServiceConfig,
@@ -67,6 +72,8 @@ class ServerConfig:
     watch: bool = True
     #: Prometheus metrics and monitoring on the decision path (off only to measure their cost).
     metrics: bool = True
+    #: Seconds between the outcome monitor's reads of the log.
+    monitor_interval: float = 10.0
     #: The interpreter's thread switch interval in the server process (seconds). The
     #: writer thread needs the GIL back after each SQLite call; at Python's default
     #: 5 ms it waits behind the event loop for that long, several times per commit, and
@@ -99,6 +106,11 @@ def token_book(config: ServerConfig) -> TokenBook:
     return default
 
 
+def segment_feature(schema: FeatureSchema) -> str | None:
+    """The first category feature labels decisions by segment (pricing: ``segment``)."""
+    return next((f.name for f in schema.features if f.kind == "category"), None)
+
+
 def _experiment(config: ServerConfig) -> tuple[Experiment, Path | None]:
     if config.experiment is None:
         return single_arm(), None
@@ -113,8 +125,11 @@ class Server:
     api: Api
     service: DecisionService
     writer: GroupCommitWriter
+    watcher: LogWatcher | None = None
 
     def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
         self.service.close()
         self.writer.stop()
         if self.service.store is not None:
@@ -143,6 +158,13 @@ def build(config: ServerConfig, *, metrics: ServerMetrics | None = None) -> Serv
         lambda: open_log(config.log), max_pending=config.max_pending, on_commit=on_commit
     ).start()
     store = open_feature_store(config.features, config.app)
+    monitor = (
+        DecisionMonitor(
+            schema, config=MonitorConfig(segment=SegmentConfig(feature=segment_feature(schema)))
+        )
+        if config.metrics
+        else None
+    )
     service = DecisionService(
         ServiceConfig(
             app=config.app,
@@ -159,14 +181,25 @@ def build(config: ServerConfig, *, metrics: ServerMetrics | None = None) -> Serv
         catalog=catalog,
         baseline=baseline,
         metrics=metrics,
+        monitor=monitor,
     )
+    watcher = None
+    if monitor is not None:
+        outcomes = OutcomeMonitor(
+            OutcomeConfig(reward_window_seconds=join_configs()[config.app].window_seconds)
+        )
+        watcher = LogWatcher(config.log, config.app, outcomes, interval=config.monitor_interval)
+        metrics.registry.register(
+            MonitorCollector(config.app, monitor, outcomes, watcher, service.arm_versions)
+        )
+        watcher.start()
     if config.watch:
         service.watch()
     front = DecisionFront(service, writer)
     api = Api(
         service, front, token_book(config), Limits(config.body_bytes, config.batch_body_bytes)
     )
-    return Server(api, service, writer)
+    return Server(api, service, writer, watcher)
 
 
 def create_app(config: ServerConfig) -> Starlette:

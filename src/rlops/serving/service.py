@@ -40,6 +40,7 @@ from rlops.core.features import FeatureSchema, FeatureValue
 from rlops.core.ids import new_event_id
 from rlops.core.records import Decision, Outcome
 from rlops.exploration.explorer import ExplorationConfig, Explorer
+from rlops.monitoring.monitor import DecisionMonitor
 from rlops.policies.artifact import LoadedPolicy, load_policy, save_policy
 from rlops.policies.rules import RulesPolicy
 from rlops.policies.stack import PolicyStack, SafetyConfig
@@ -181,6 +182,7 @@ class _Choice:
     index: npt.NDArray[np.int64]
     propensity: npt.NDArray[np.float64]
     explored: npt.NDArray[np.bool_]
+    probs: npt.NDArray[np.float64] | None = None  # the served distributions, for the monitor
 
 
 class _Sleep:
@@ -268,6 +270,7 @@ class DecisionService:
         baseline: LoadedPolicy | None = None,
         metrics: ServerMetrics | None = None,
         clock: Clock | None = None,
+        monitor: DecisionMonitor | None = None,
     ) -> None:
         app_schema, app_catalog, engine = app_spaces(config.app)
         self.config = config
@@ -285,6 +288,7 @@ class DecisionService:
         self.writer = writer
         self.store = store
         self.metrics = metrics if metrics is not None else ServerMetrics()
+        self.monitor = monitor
         self.clock: Clock = clock if clock is not None else RealClock()
         self._baseline_stack = PolicyStack(self.baseline.policy, self.schema)
         self._handles: dict[str, PolicyHandle | None] = {}
@@ -368,6 +372,18 @@ class DecisionService:
 
     def handle(self, alias: str) -> PolicyHandle | None:
         return self._handles.get(alias) or self._open_handle(alias)
+
+    def arm_versions(self) -> dict[str, tuple[str | None, str | None]]:
+        """``arm -> (version serving now, version before it)`` (the reward monitor's roles)."""
+        out: dict[str, tuple[str | None, str | None]] = {}
+        for arm in self.router.experiment.arms:
+            handle = self._handles.get(arm.alias)
+            previous = handle.previous if handle is not None else None
+            out[arm.name] = (
+                self.serving_version(arm.alias),
+                previous.version if previous is not None else None,
+            )
+        return out
 
     def serving_version(self, alias: str) -> str | None:
         handle = self._handles.get(alias)
@@ -517,10 +533,26 @@ class DecisionService:
             explored = int(choice.explored.sum())
             if explored:
                 self.metrics.explored.labels(self.app, arm_name).inc(explored)
+            if self.monitor is not None:
+                self._observe(out[len(out) - len(rows) :], choice, part)
         decided: list[Decided] = [out[0]] * n
         for position, i in enumerate(order):
             decided[i] = out[position]
         return decided
+
+    def _observe(self, decided: list[Decided], choice: _Choice, part: _Part) -> None:
+        """Feed the monitor one arm's rows, with the KL to the baseline where it is defined
+        (the same catalog as the baseline's)."""
+        assert self.monitor is not None
+        served = baseline = None
+        if choice.probs is not None and choice.catalog.ids == self.catalog.ids:
+            x = self.schema.matrix_checked(part.values)
+            served = choice.probs
+            baseline = self.baseline.policy.probabilities(x, self.catalog)
+        try:
+            self.monitor.observe(decided, served, baseline)
+        except Exception:  # monitoring must never cost a decision
+            log.exception("the decision monitor failed")
 
     def _choose(self, arm: Arm, part: _Part) -> tuple[_Choice, bool]:
         """The arm's policy decides ``part``; if it cannot, the baseline rules do."""
@@ -543,6 +575,7 @@ class DecisionService:
             d.index,
             d.propensity,
             np.zeros(len(part.rows), dtype=bool),
+            d.probs,
         )
         return choice, True
 
@@ -553,12 +586,15 @@ class DecisionService:
             d = stacks.exploring.decide(
                 x, stacks.catalog, None, part.unit_ids, part.ts, uniforms=part.uniforms
             )
-            return _Choice(loaded.version, stacks.catalog, d.index, d.propensity, d.explored)
+            return _Choice(
+                loaded.version, stacks.catalog, d.index, d.propensity, d.explored, d.probs
+            )
         inside = segment_mask(arm.explore_segment, part.values)
         n = len(part.rows)
         index = np.zeros(n, dtype=np.int64)
         propensity = np.zeros(n)
         explored = np.zeros(n, dtype=bool)
+        probs = np.zeros((n, len(stacks.catalog)))
         for stack, rows in ((stacks.exploring, inside), (stacks.plain, ~inside)):
             if not rows.any():
                 continue
@@ -572,7 +608,8 @@ class DecisionService:
                 uniforms=part.uniforms[at],
             )
             index[at], propensity[at], explored[at] = d.index, d.propensity, d.explored
-        return _Choice(loaded.version, stacks.catalog, index, propensity, explored)
+            probs[at] = d.probs
+        return _Choice(loaded.version, stacks.catalog, index, propensity, explored, probs)
 
     # -- in-process API with logging ------------------------------------------------------
 

@@ -309,6 +309,22 @@ class SqlDecisionLog:
             "SELECT COUNT(*) FROM outcomes" + _where(_range("ts", start, end, params)), params
         )
 
+    def oldest_unjoined_ts(self, app: str) -> float | None:
+        """The earliest decision of ``app`` without its first example: pending in the join,
+        or not yet ingested by any join worker (so a stopped joiner shows as lag too)."""
+        with self._engine.read() as tx:
+            rows = tx.query(
+                "SELECT MIN(ts) FROM ("
+                " SELECT MIN(ts) AS ts FROM pending WHERE app = ?"
+                " UNION ALL"
+                " SELECT MIN(ts) AS ts FROM decisions"
+                " WHERE app = ? AND seq > (SELECT seq FROM join_cursor)"
+                ") AS candidates",
+                [app, app],
+            )
+        value = rows[0][0] if rows else None
+        return None if value is None else float(value)
+
     def count_examples(
         self, *, app: str | None = None, reward_spec: str | None = None, since: float | None = None
     ) -> int:

@@ -1,0 +1,217 @@
+"""The server's monitors, exported as Prometheus gauges, and the log watcher behind them.
+
+Decisions are observed as they are made (:meth:`DecisionService.decide` feeds a
+:class:`~rlops.monitoring.monitor.DecisionMonitor` once per micro-batch). Outcomes arrive
+through the log, where the join workers write examples; a :class:`LogWatcher` thread
+reads what was joined since its last look and feeds an
+:class:`~rlops.monitoring.monitor.OutcomeMonitor`, counts outcomes by status and measures
+the join lag. :class:`MonitorCollector` turns both snapshots into gauges at scrape time,
+so the decision path pays only for counting.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
+from prometheus_client.registry import Collector
+
+from rlops.core.clock import Clock, RealClock
+from rlops.monitoring.monitor import DecisionMonitor, OutcomeMonitor
+from rlops.store import open_log
+
+log = logging.getLogger(__name__)
+
+#: ``arm -> (current version, previous version)`` of what each arm serves.
+Roles = Callable[[], dict[str, tuple[str | None, str | None]]]
+
+
+class LogWatcher:
+    """Reads newly joined examples and the log's outcome counts every ``interval`` s."""
+
+    def __init__(
+        self,
+        log_url: str,
+        app: str,
+        outcomes: OutcomeMonitor,
+        *,
+        interval: float = 10.0,
+        clock: Clock | None = None,
+    ) -> None:
+        self.log_url = log_url
+        self.app = app
+        self.outcomes = outcomes
+        self.interval = interval
+        self.clock: Clock = clock if clock is not None else RealClock()
+        self.status_totals: dict[str, int] = {}
+        #: ``(policy_version, arm) -> [count, sum]`` of first-revision rewards seen so far
+        #: (bounded by the versions and arms that served, not by units).
+        self.reward_totals: dict[tuple[str, str], list[float]] = {}
+        self._watermark = self.clock.now()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="log-watcher", daemon=True)
+        self.errors = 0
+
+    def start(self) -> LogWatcher:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(10)
+
+    def poll(self, decision_log: Any) -> int:
+        """One look: examples joined since the last one, outcome counts, join lag."""
+        now = self.clock.now()
+        horizon = self.outcomes.config.reward_window_seconds + 2 * self.interval
+        recent = decision_log.examples(
+            app=self.app, current_only=False, start=self._watermark - horizon
+        )
+        fresh = [e for e in recent if e.joined_at > self._watermark]
+        if fresh:
+            self.outcomes.observe(fresh, now)
+            self._watermark = max(e.joined_at for e in fresh)
+            for e in fresh:
+                if e.revision == 0:
+                    totals = self.reward_totals.setdefault((e.policy_version, e.arm), [0.0, 0.0])
+                    totals[0] += 1
+                    totals[1] += e.reward
+        stats = decision_log.stats()
+        self.status_totals = {str(k): int(v) for k, v in stats.outcomes.items()}
+        oldest = decision_log.oldest_unjoined_ts(self.app)
+        self.outcomes.observe_pending([] if oldest is None else [oldest], now)
+        return len(fresh)
+
+    def _run(self) -> None:
+        decision_log = open_log(self.log_url)
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    self.poll(decision_log)
+                except Exception:  # a busy or missing log: try again next time
+                    self.errors += 1
+                    log.exception("reading the log for the outcome monitor failed")
+        finally:
+            decision_log.close()
+
+
+class MonitorCollector(Collector):
+    """Gauges from the monitors' snapshots, computed when Prometheus scrapes."""
+
+    def __init__(
+        self,
+        app: str,
+        decisions: DecisionMonitor,
+        outcomes: OutcomeMonitor | None = None,
+        watcher: LogWatcher | None = None,
+        roles: Roles | None = None,
+    ) -> None:
+        self.app = app
+        self.decisions = decisions
+        self.outcomes = outcomes
+        self.watcher = watcher
+        self.roles = roles
+
+    def describe(self) -> list[Any]:
+        return []  # computed at collect time; nothing to check at registration
+
+    def collect(self) -> Iterator[Any]:
+        app = self.app
+        snapshot = self.decisions.snapshot()
+        share = GaugeMetricFamily(
+            "rlops_action_share_max",
+            "Largest single action's share of the window's decisions, by arm and segment.",
+            labels=["app", "arm", "segment"],
+        )
+        for (arm, segment), top in snapshot.top_shares.items():
+            share.add_metric([app, arm, segment], top.share)
+        yield share
+        kl = GaugeMetricFamily(
+            "rlops_policy_kl",
+            "Mean KL divergence of the served distribution from the baseline rules.",
+            labels=["app", "arm"],
+        )
+        explored = GaugeMetricFamily(
+            "rlops_exploration_share",
+            "Share of the window's decisions whose action was explored.",
+            labels=["app", "arm"],
+        )
+        for arm, summary in snapshot.arms.items():
+            explored.add_metric([app, arm], summary.explored_share)
+            if summary.kl is not None:
+                kl.add_metric([app, arm], summary.kl.mean)
+        yield kl
+        yield explored
+        psi = GaugeMetricFamily(
+            "rlops_feature_psi",
+            "Population stability index of each feature against the training snapshot.",
+            labels=["app", "feature"],
+        )
+        for feature, value in snapshot.psi.items():
+            psi.add_metric([app, feature], value)
+        yield psi
+        coverage = GaugeMetricFamily(
+            "rlops_state_coverage",
+            "Share of the window's decisions in feature cells the training snapshot occupied.",
+            labels=["app"],
+        )
+        if snapshot.coverage is not None:
+            coverage.add_metric([app], 1.0 - snapshot.coverage.unseen_share)
+        yield coverage
+        if self.outcomes is not None:
+            yield from self._outcomes()
+
+    def _outcomes(self) -> Iterator[Any]:
+        assert self.outcomes is not None
+        app = self.app
+        snapshot = self.outcomes.snapshot()
+        reward = GaugeMetricFamily(
+            "rlops_reward_mean",
+            "Mean joined reward in the window of the version an arm serves now (current) "
+            "and of the one before it (previous).",
+            labels=["app", "arm", "role"],
+        )
+        by_version = GaugeMetricFamily(
+            "rlops_reward_window_mean",
+            "Mean joined reward in the window by policy version and arm.",
+            labels=["app", "policy_version", "arm"],
+        )
+        for (version, arm), stats in snapshot.rewards.items():
+            by_version.add_metric([app, version, arm], stats.mean)
+        roles = self.roles() if self.roles is not None else {}
+        for arm, (current, previous) in roles.items():
+            for role, version in (("current", current), ("previous", previous)):
+                stats = snapshot.rewards.get((version, arm)) if version else None
+                if stats is not None and stats.n > 0:
+                    reward.add_metric([app, arm, role], stats.mean)
+        yield reward
+        yield by_version
+        lag = GaugeMetricFamily(
+            "rlops_join_lag_seconds",
+            "Age past its reward window of the oldest decision not yet joined.",
+            labels=["app"],
+        )
+        if snapshot.join_lag is not None:
+            lag.add_metric([app], snapshot.join_lag)
+        yield lag
+        if self.watcher is not None:
+            rewards = SummaryMetricFamily(
+                "rlops_reward",
+                "Joined rewards (first revision) by policy version and arm.",
+                labels=["app", "policy_version", "arm"],
+            )
+            for (version, arm), (count, total) in sorted(self.watcher.reward_totals.items()):
+                rewards.add_metric([app, version, arm], count_value=count, sum_value=total)
+            yield rewards
+            statuses = CounterMetricFamily(
+                "rlops_outcomes",
+                "Outcomes in the log by status (joined, late, new, quarantined).",
+                labels=["app", "status"],
+            )
+            for status, count in self.watcher.status_totals.items():
+                statuses.add_metric([app, status], count)
+            yield statuses

@@ -1,0 +1,97 @@
+"""The server's monitoring: gauges from the decision monitor, outcomes from the log, and
+series that stay bounded however many units there are."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+from starlette.testclient import TestClient
+
+from rlops.apps.defaults import pricing_join_config
+from rlops.core.records import Outcome
+from rlops.monitoring.monitor import OutcomeConfig, OutcomeMonitor
+from rlops.serving.monitoring import LogWatcher
+from rlops.serving.server import create_app
+from rlops.store import open_log
+from tests.serving.helpers import register_mlp, server_config
+from tests.serving.test_http import metric, server_of
+
+
+def series_count(registry: CollectorRegistry) -> int:
+    return sum(len(family.samples) for family in registry.collect())
+
+
+def test_metrics_expose_the_monitors_gauges(tmp_path: Path) -> None:
+    config = server_config(tmp_path, exploration={"kind": "epsilon"})
+    register_mlp(config.registry, promote_to="production")
+    with TestClient(create_app(config)) as client:
+        for i in range(60):
+            segment = ("bargain", "regular", "premium")[i % 3]
+            body = {"unit_id": f"u{i}", "context": {"segment": segment}}
+            assert client.post("/v1/decisions", json=body).status_code == 200
+        shares = [
+            metric(client, "rlops_action_share_max", app="pricing", arm="production", segment=s)
+            for s in ("bargain", "regular", "premium")
+        ]
+        assert all(0.0 < share <= 1.0 for share in shares)
+        kl = metric(client, "rlops_policy_kl", app="pricing", arm="production")
+        assert kl > 0.0  # an MLP is not the rules
+        explored = metric(client, "rlops_exploration_share", app="pricing", arm="production")
+        assert 0.0 < explored < 0.5  # epsilon 0.1 by default, over 60 decisions
+        total = sum(
+            metric(client, "rlops_decisions_total", app="pricing", arm="production",
+                   policy_version=server_of(client).service.serving_version("production") or "",
+                   action=a, segment=s, fallback="false")
+            for a in server_of(client).service.catalog.ids
+            for s in ("bargain", "regular", "premium")
+        )
+        assert total == 60
+
+
+def test_series_stay_bounded_under_100000_units(tmp_path: Path) -> None:
+    config = server_config(tmp_path)
+    with TestClient(create_app(config)) as client:
+        service = server_of(client).service
+        registry = service.metrics.registry
+        service.decide_and_log([f"warm-{i}" for i in range(300)], [{}] * 300)
+        before = series_count(registry)
+        for start in range(0, 100_000, 5_000):
+            units = [f"unit-{start + i}" for i in range(5_000)]
+            contexts = [{"segment": ("bargain", "regular", "premium")[i % 3]} for i in range(5_000)]
+            service.decide_and_log(units, contexts)
+        after = series_count(registry)
+    assert after - before <= 40, (before, after)  # actions x segments, never units
+
+
+def test_the_log_watcher_reports_rewards_statuses_and_join_lag(tmp_path: Path) -> None:
+    log = open_log(tmp_path / "log.db")
+    config = server_config(tmp_path)
+    with TestClient(create_app(config)) as client:
+        decided = server_of(client).service.decide_and_log(
+            [f"u{i}" for i in range(10)], [{}] * 10
+        )
+    now = time.time()
+    join = pricing_join_config(window_days=0.0, sale_window_hours=0.0)
+    outcomes = [
+        Outcome(f"o{i}", d.decision.event_id, d.decision.ts, {"converted": 1.0, "margin_rate": 0.3})
+        for i, d in enumerate(decided[:6])
+    ]
+    log.append_outcomes(outcomes)
+    monitor = OutcomeMonitor(OutcomeConfig(reward_window_seconds=0.0))
+    watcher = LogWatcher(config.log, "pricing", monitor)
+    watcher._watermark = now - 3600  # as if it had started an hour ago
+    lagging = log.oldest_unjoined_ts("pricing")
+    assert lagging is not None and lagging <= decided[0].decision.ts
+    while log.join_step(join, now=now + 1).work:
+        pass
+    assert watcher.poll(log) == 10
+    version = decided[0].decision.policy_version
+    count, total = watcher.reward_totals[(version, "production")]
+    assert count == 10 and total > 0
+    assert watcher.status_totals["joined"] == 6
+    assert log.oldest_unjoined_ts("pricing") is None
+    snapshot = monitor.snapshot()
+    assert snapshot.rewards[(version, "production")].n == 10
+    log.close()

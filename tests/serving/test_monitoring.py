@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 
 from rlops.apps.defaults import pricing_join_config
 from rlops.core.records import Outcome
-from rlops.monitoring.monitor import OutcomeConfig, OutcomeMonitor
+from rlops.monitoring import OutcomeConfig, OutcomeMonitor
 from rlops.serving.monitoring import LogWatcher
 from rlops.serving.server import create_app
 from rlops.store import open_log

@@ -20,7 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Summa
 from prometheus_client.registry import Collector
 
 from rlops.core.clock import Clock, RealClock
-from rlops.monitoring.monitor import DecisionMonitor, OutcomeMonitor
+from rlops.monitoring import DecisionMonitor, OutcomeMonitor
 from rlops.store import open_log
 
 log = logging.getLogger(__name__)

@@ -22,13 +22,18 @@ from typing import Any
 from starlette.applications import Starlette
 
 from rlops.core.errors import ValidationError
-from rlops.core.features import FeatureSchema
 from rlops.exploration.explorer import ExplorationConfig
 from rlops.policies.stack import SafetyConfig
 from rlops.registry.registry import Registry
 from rlops.apps.defaults import join_configs
-from rlops.monitoring.monitor import DecisionMonitor, MonitorConfig, OutcomeConfig, OutcomeMonitor
-from rlops.monitoring.segments import SegmentConfig
+from rlops.monitoring import (
+    DecisionMonitor,
+    MonitorConfig,
+    OutcomeConfig,
+    OutcomeMonitor,
+    WindowConfig,
+    default_segment,
+)
 from rlops.serving.app import Api, Limits
 from rlops.serving.auth import Token, TokenBook
 from rlops.serving.experiments import Experiment, Router, load_experiment, single_arm
@@ -106,11 +111,6 @@ def token_book(config: ServerConfig) -> TokenBook:
     return default
 
 
-def segment_feature(schema: FeatureSchema) -> str | None:
-    """The first category feature labels decisions by segment (pricing: ``segment``)."""
-    return next((f.name for f in schema.features if f.kind == "category"), None)
-
-
 def _experiment(config: ServerConfig) -> tuple[Experiment, Path | None]:
     if config.experiment is None:
         return single_arm(), None
@@ -160,7 +160,11 @@ def build(config: ServerConfig, *, metrics: ServerMetrics | None = None) -> Serv
     store = open_feature_store(config.features, config.app)
     monitor = (
         DecisionMonitor(
-            schema, config=MonitorConfig(segment=SegmentConfig(feature=segment_feature(schema)))
+            schema,
+            config=MonitorConfig(
+                window=WindowConfig(bucket_seconds=60.0, buckets=5),
+                segment=default_segment(config.app),
+            ),
         )
         if config.metrics
         else None

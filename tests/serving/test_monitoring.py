@@ -27,7 +27,7 @@ def test_metrics_expose_the_monitors_gauges(tmp_path: Path) -> None:
     config = server_config(tmp_path, exploration={"kind": "epsilon"})
     register_mlp(config.registry, promote_to="production")
     with TestClient(create_app(config)) as client:
-        for i in range(60):
+        for i in range(300):
             segment = ("bargain", "regular", "premium")[i % 3]
             body = {"unit_id": f"u{i}", "context": {"segment": segment}}
             assert client.post("/v1/decisions", json=body).status_code == 200
@@ -39,15 +39,22 @@ def test_metrics_expose_the_monitors_gauges(tmp_path: Path) -> None:
         kl = metric(client, "rlops_policy_kl", app="pricing", arm="production")
         assert kl > 0.0  # an MLP is not the rules
         explored = metric(client, "rlops_exploration_share", app="pricing", arm="production")
-        assert 0.0 < explored < 0.5  # epsilon 0.1 by default, over 60 decisions
+        assert 0.0 < explored < 0.5  # epsilon 0.1 by default, over 300 decisions
         total = sum(
-            metric(client, "rlops_decisions_total", app="pricing", arm="production",
-                   policy_version=server_of(client).service.serving_version("production") or "",
-                   action=a, segment=s, fallback="false")
+            metric(
+                client,
+                "rlops_decisions_total",
+                app="pricing",
+                arm="production",
+                policy_version=server_of(client).service.serving_version("production") or "",
+                action=a,
+                segment=s,
+                fallback="false",
+            )
             for a in server_of(client).service.catalog.ids
             for s in ("bargain", "regular", "premium")
         )
-        assert total == 60
+        assert total == 300
 
 
 def test_series_stay_bounded_under_100000_units(tmp_path: Path) -> None:
@@ -69,9 +76,7 @@ def test_the_log_watcher_reports_rewards_statuses_and_join_lag(tmp_path: Path) -
     log = open_log(tmp_path / "log.db")
     config = server_config(tmp_path)
     with TestClient(create_app(config)) as client:
-        decided = server_of(client).service.decide_and_log(
-            [f"u{i}" for i in range(10)], [{}] * 10
-        )
+        decided = server_of(client).service.decide_and_log([f"u{i}" for i in range(10)], [{}] * 10)
     now = time.time()
     join = pricing_join_config(window_days=0.0, sale_window_hours=0.0)
     outcomes = [

@@ -109,7 +109,13 @@ class MonitorCollector(Collector):
         outcomes: OutcomeMonitor | None = None,
         watcher: LogWatcher | None = None,
         roles: Roles | None = None,
+        *,
+        min_count: int = 50,
     ) -> None:
+        """``min_count``: the fewest decisions of an (arm, segment) in the window for its
+        top share to be exported; below it the share is noise (three of three is 100%)
+        and would page someone at night for a quiet segment."""
+        self.min_count = min_count
         self.app = app
         self.decisions = decisions
         self.outcomes = outcomes
@@ -128,7 +134,8 @@ class MonitorCollector(Collector):
             labels=["app", "arm", "segment"],
         )
         for (arm, segment), top in snapshot.top_shares.items():
-            share.add_metric([app, arm, segment], top.share)
+            if top.n >= self.min_count:
+                share.add_metric([app, arm, segment], top.share)
         yield share
         kl = GaugeMetricFamily(
             "rlops_policy_kl",
@@ -180,14 +187,14 @@ class MonitorCollector(Collector):
             "Mean joined reward in the window by policy version and arm.",
             labels=["app", "policy_version", "arm"],
         )
-        for (version, arm), stats in snapshot.rewards.items():
-            by_version.add_metric([app, version, arm], stats.mean)
+        for (served, arm), stats in snapshot.rewards.items():
+            by_version.add_metric([app, served, arm], stats.mean)
         roles = self.roles() if self.roles is not None else {}
         for arm, (current, previous) in roles.items():
             for role, version in (("current", current), ("previous", previous)):
-                stats = snapshot.rewards.get((version, arm)) if version else None
-                if stats is not None and stats.n > 0:
-                    reward.add_metric([app, arm, role], stats.mean)
+                found = snapshot.rewards.get((version, arm)) if version else None
+                if found is not None and found.n > 0:
+                    reward.add_metric([app, arm, role], found.mean)
         yield reward
         yield by_version
         lag = GaugeMetricFamily(
@@ -205,7 +212,7 @@ class MonitorCollector(Collector):
                 labels=["app", "policy_version", "arm"],
             )
             for (version, arm), (count, total) in sorted(self.watcher.reward_totals.items()):
-                rewards.add_metric([app, version, arm], count_value=count, sum_value=total)
+                rewards.add_metric([app, version, arm], count_value=int(count), sum_value=total)
             yield rewards
             statuses = CounterMetricFamily(
                 "rlops_outcomes",

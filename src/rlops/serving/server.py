@@ -21,11 +21,9 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from rlops.apps.defaults import join_configs
 from rlops.core.errors import ValidationError
 from rlops.exploration.explorer import ExplorationConfig
-from rlops.policies.stack import SafetyConfig
-from rlops.registry.registry import Registry
-from rlops.apps.defaults import join_configs
 from rlops.monitoring import (
     DecisionMonitor,
     MonitorConfig,
@@ -34,6 +32,8 @@ from rlops.monitoring import (
     WindowConfig,
     default_segment,
 )
+from rlops.policies.stack import SafetyConfig
+from rlops.registry.registry import Registry
 from rlops.serving.app import Api, Limits
 from rlops.serving.auth import Token, TokenBook
 from rlops.serving.experiments import Experiment, Router, load_experiment, single_arm

@@ -3,8 +3,12 @@ series that stay bounded however many units there are."""
 
 from __future__ import annotations
 
+import json
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any, ClassVar
 
 from prometheus_client import CollectorRegistry
 from starlette.testclient import TestClient
@@ -12,6 +16,7 @@ from starlette.testclient import TestClient
 from rlops.apps.defaults import pricing_join_config
 from rlops.core.records import Outcome
 from rlops.monitoring import OutcomeConfig, OutcomeMonitor
+from rlops.registry.registry import Registry
 from rlops.serving.monitoring import LogWatcher
 from rlops.serving.server import create_app
 from rlops.store import open_log
@@ -100,3 +105,57 @@ def test_the_log_watcher_reports_rewards_statuses_and_join_lag(tmp_path: Path) -
     snapshot = monitor.snapshot()
     assert snapshot.rewards[(version, "production")].n == 10
     log.close()
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    bodies: ClassVar[list[Any]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        _Receiver.bodies.append(json.loads(self.rfile.read(length)))
+        self.send_response(202)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+def test_the_alert_loop_delivers_a_failed_load_and_records_it(tmp_path: Path) -> None:
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{receiver.server_address[1]}/alerts"
+    config = server_config(
+        tmp_path,
+        alerts={
+            "interval": 3600,
+            "webhook": url,
+            "guardrail": {"RlopsPolicyLoadFailure": "record"},
+        },
+    )
+
+    def damaged(seed: int) -> None:
+        version = register_mlp(config.registry, seed=seed, promote_to="production")
+        with Registry.open(config.registry) as registry:
+            weights = registry.root / registry.version("pricing", version).path / "weights.npz"
+        weights.write_bytes(weights.read_bytes()[:-10])  # truncated: fails verification
+
+    damaged(0)
+    try:
+        with TestClient(create_app(config)) as client:
+            server = server_of(client)
+            assert server.alerts is not None and server.alerts.guardrail is not None
+            assert server.alerts.tick() == []  # the first look: the baseline of the counter
+            damaged(1)  # a second damaged version is pushed and fails to load
+            server.service.follow(server.service.registry.require_alias("pricing", "production"))
+            fired = server.alerts.tick()
+            assert [a.name for a in fired] == ["RlopsPolicyLoadFailure"]
+            (record,) = server.alerts.guardrail.actions
+            assert record.alert == "RlopsPolicyLoadFailure" and record.action == "record"
+            server.alerts.deliveries[0].flush(5.0)
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+    (body,) = _Receiver.bodies
+    assert body["status"] == "firing"
+    assert body["alerts"][0]["labels"]["alertname"] == "RlopsPolicyLoadFailure"
+    assert body["alerts"][0]["labels"]["alias"] == "production"

@@ -222,3 +222,60 @@ class MonitorCollector(Collector):
             for status, count in self.watcher.status_totals.items():
                 statuses.add_metric([app, status], count)
             yield statuses
+
+
+class AlertLoop:
+    """The embedded default's Prometheus: evaluates the alert rules on this server's own
+    metrics every ``interval`` seconds, sends transitions to the configured receivers and
+    hands them to the guardrail, which may roll an alias back (the server then follows)."""
+
+    def __init__(
+        self,
+        evaluate: Callable[[], list[Any]],
+        *,
+        deliveries: list[Any],
+        guardrail: Any | None,
+        on_rollback: Callable[[], None],
+        interval: float = 60.0,
+    ) -> None:
+        self._evaluate = evaluate
+        self.deliveries = deliveries
+        self.guardrail = guardrail
+        self._on_rollback = on_rollback
+        self.interval = interval
+        self.transitions: list[Any] = []
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="alert-loop", daemon=True)
+
+    def start(self) -> AlertLoop:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(10)
+        for delivery in self.deliveries:
+            delivery.close()
+
+    def tick(self) -> list[Any]:
+        alerts = self._evaluate()
+        if alerts:
+            self.transitions.extend(alerts)
+            del self.transitions[:-1000]  # the recent ones, for /v1/alerts
+            for delivery in self.deliveries:
+                delivery.notify(alerts)
+            if self.guardrail is not None:
+                records = self.guardrail.handle(alerts)
+                if any(r.to_version for r in records):
+                    self._on_rollback()
+        return alerts
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.tick()
+            except Exception:  # an alert loop that dies silently is worse than a noisy one
+                self.errors += 1
+                log.exception("evaluating the alert rules failed")

@@ -22,6 +22,7 @@ from typing import Any
 from starlette.applications import Starlette
 
 from rlops.apps.defaults import join_configs
+from rlops.core.clock import RealClock
 from rlops.core.errors import ValidationError
 from rlops.exploration.explorer import ExplorationConfig
 from rlops.monitoring import (
@@ -32,6 +33,10 @@ from rlops.monitoring import (
     WindowConfig,
     default_segment,
 )
+from rlops.monitoring.alert_rules import AlertThresholds, default_rules
+from rlops.monitoring.alerts import AlertEvaluator, snapshot_of
+from rlops.monitoring.delivery import AlertDelivery, DeliveryConfig
+from rlops.monitoring.guardrail import Guardrail
 from rlops.policies.stack import SafetyConfig
 from rlops.registry.registry import Registry
 from rlops.serving.app import Api, Limits
@@ -40,7 +45,7 @@ from rlops.serving.experiments import Experiment, Router, load_experiment, singl
 from rlops.serving.feature_store import open_feature_store
 from rlops.serving.front import DecisionFront
 from rlops.serving.metrics import ServerMetrics
-from rlops.serving.monitoring import LogWatcher, MonitorCollector
+from rlops.serving.monitoring import AlertLoop, LogWatcher, MonitorCollector
 from rlops.serving.service import (
     DecisionService,
     ServiceConfig,
@@ -79,6 +84,10 @@ class ServerConfig:
     metrics: bool = True
     #: Seconds between the outcome monitor's reads of the log.
     monitor_interval: float = 10.0
+    #: In-process alerting (the embedded default's Prometheus): ``{"interval": 60,
+    #: "webhook": url, "pagerduty": {"url", "routing_key"}, "guardrail": {alert: action},
+    #: "thresholds": {...AlertThresholds}}``; empty: no alert loop.
+    alerts: dict[str, Any] = field(default_factory=dict)
     #: The interpreter's thread switch interval in the server process (seconds). The
     #: writer thread needs the GIL back after each SQLite call; at Python's default
     #: 5 ms it waits behind the event loop for that long, several times per commit, and
@@ -126,8 +135,11 @@ class Server:
     service: DecisionService
     writer: GroupCommitWriter
     watcher: LogWatcher | None = None
+    alerts: AlertLoop | None = None
 
     def close(self) -> None:
+        if self.alerts is not None:
+            self.alerts.stop()
         if self.watcher is not None:
             self.watcher.stop()
         self.service.close()
@@ -197,13 +209,53 @@ def build(config: ServerConfig, *, metrics: ServerMetrics | None = None) -> Serv
             MonitorCollector(config.app, monitor, outcomes, watcher, service.arm_versions)
         )
         watcher.start()
+    alert_loop = _alert_loop(config, metrics, registry, service) if config.alerts else None
     if config.watch:
         service.watch()
     front = DecisionFront(service, writer)
     api = Api(
         service, front, token_book(config), Limits(config.body_bytes, config.batch_body_bytes)
     )
-    return Server(api, service, writer, watcher)
+    return Server(api, service, writer, watcher, alert_loop)
+
+
+def _alert_loop(
+    config: ServerConfig, metrics: ServerMetrics, registry: Registry, service: DecisionService
+) -> AlertLoop:
+    settings = dict(config.alerts)
+    thresholds = AlertThresholds(**settings.get("thresholds", {}))
+    evaluator = AlertEvaluator(default_rules(thresholds), clock=RealClock())
+    deliveries: list[AlertDelivery] = []
+    if settings.get("webhook"):
+        deliveries.append(AlertDelivery.webhook(DeliveryConfig(url=settings["webhook"])))
+    if settings.get("pagerduty"):
+        duty = settings["pagerduty"]
+        deliveries.append(
+            AlertDelivery.pagerduty(
+                DeliveryConfig(url=duty["url"]), routing_key=duty["routing_key"]
+            )
+        )
+    guardrail = None
+    if settings.get("guardrail"):
+        guardrail = Guardrail(
+            registry,
+            service.name,
+            settings["guardrail"],
+            alias_of=lambda arm: service.router.experiment.arm(arm).alias,
+            app=config.app,
+        )
+
+    def follow_all() -> None:
+        for record in registry.aliases(service.name):
+            service.follow(record)
+
+    return AlertLoop(
+        lambda: evaluator.evaluate(snapshot_of(metrics.registry)),
+        deliveries=deliveries,
+        guardrail=guardrail,
+        on_rollback=follow_all,
+        interval=float(settings.get("interval", 60.0)),
+    ).start()
 
 
 def create_app(config: ServerConfig) -> Starlette:

@@ -324,9 +324,15 @@ class DecisionService:
                     swaps=self.metrics.swaps.labels(self.app, alias),
                 )
             except Exception as error:  # missing alias, damaged artifact: the rules answer
-                if alias not in self._load_errors:
+                try:
+                    record = self.registry.alias(self.name, alias)
+                except Exception:  # the index itself is unreadable
+                    record = None
+                at = record.version if record is not None else "no version"
+                message = f"{at}: {type(error).__name__}: {error}"
+                if self._load_errors.get(alias) != message:  # a new failure, not a retry
                     self.metrics.load_failures.labels(self.app, alias).inc()
-                self._load_errors[alias] = f"{type(error).__name__}: {error}"
+                self._load_errors[alias] = message
                 self._handles[alias] = None
                 self._retry_at[alias] = time.monotonic() + self.retry_seconds
                 return None

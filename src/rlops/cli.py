@@ -360,9 +360,11 @@ app.command("evaluate")(_ope.evaluate)
 app.add_typer(_ope.import_app, name="import")
 
 # Online features (policy server issue): the command imports pyarrow and redis lazily.
+from rlops.monitoring.commands import monitor_app  # noqa: E402
 from rlops.serving.feature_commands import features_app  # noqa: E402
 
 app.add_typer(features_app, name="features")
+app.add_typer(monitor_app, name="monitor")
 
 
 def main() -> None:

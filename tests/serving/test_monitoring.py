@@ -98,9 +98,11 @@ def test_the_log_watcher_reports_rewards_statuses_and_join_lag(tmp_path: Path) -
         pass
     assert watcher.poll(log) == 10
     version = decided[0].decision.policy_version
-    count, total = watcher.reward_totals[(version, "production")]
+    count, total, *buckets = watcher.reward_totals[(version, "production")]
     assert count == 10 and total > 0
+    assert buckets == sorted(buckets) and buckets[-1] <= count  # cumulative
     assert watcher.status_totals["joined"] == 6
+    assert watcher.status_totals["default"] == 4  # no outcome in the window
     assert log.oldest_unjoined_ts("pricing") is None
     snapshot = monitor.snapshot()
     assert snapshot.rewards[(version, "production")].n == 10
@@ -159,3 +161,25 @@ def test_the_alert_loop_delivers_a_failed_load_and_records_it(tmp_path: Path) ->
     assert body["status"] == "firing"
     assert body["alerts"][0]["labels"]["alertname"] == "RlopsPolicyLoadFailure"
     assert body["alerts"][0]["labels"]["alias"] == "production"
+
+
+def test_drift_and_coverage_against_the_training_reference(tmp_path: Path) -> None:
+    from rlops.learn.simdata import pricing_logs
+    from rlops.monitoring import Reference
+    from rlops.sim.baselines import PricingRules
+    from rlops.sim.logging import features_by_name
+    from rlops.sim.pricing_core import PRICING_SCHEMA, PricingConfig
+
+    data = pricing_logs(PricingRules(schema=PRICING_SCHEMA), PricingConfig(), 5)
+    rows = [features_by_name(PRICING_SCHEMA, row) for row in data.features]
+    path = Reference.from_rows(rows, PRICING_SCHEMA, source="sim-5").write(tmp_path / "ref")
+    config = server_config(tmp_path, reference=str(path))
+    with TestClient(create_app(config)) as client:
+        service = server_of(client).service
+        shifted = [{**row, "price_ratio": 3.0} for row in rows[:600]]  # a repricing bug
+        service.decide_and_log([f"u{i}" for i in range(600)], shifted)
+        drift = metric(client, "rlops_feature_psi", app="pricing", feature="price_ratio")
+        steady = metric(client, "rlops_feature_psi", app="pricing", feature="inventory_ratio")
+        coverage = metric(client, "rlops_state_coverage", app="pricing")
+    assert drift > 0.25 > steady
+    assert 0.0 <= coverage < 1.0

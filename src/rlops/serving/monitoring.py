@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from rlops.core.clock import Clock, RealClock
@@ -24,6 +24,10 @@ from rlops.monitoring import DecisionMonitor, OutcomeMonitor
 from rlops.store import open_log
 
 log = logging.getLogger(__name__)
+
+#: Upper bounds of the reward histogram: rewards of both reference applications are
+#: mostly within [-1, 1] per decision, with a tail (a clearance bonus, a big return).
+REWARD_BUCKETS = (-1.0, -0.5, -0.25, -0.1, 0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 
 #: ``arm -> (current version, previous version)`` of what each arm serves.
 Roles = Callable[[], dict[str, tuple[str | None, str | None]]]
@@ -47,8 +51,8 @@ class LogWatcher:
         self.interval = interval
         self.clock: Clock = clock if clock is not None else RealClock()
         self.status_totals: dict[str, int] = {}
-        #: ``(policy_version, arm) -> [count, sum]`` of first-revision rewards seen so far
-        #: (bounded by the versions and arms that served, not by units).
+        #: ``(policy_version, arm) -> [count, sum, *cumulative bucket counts]`` of
+        #: first-revision rewards seen so far (bounded by versions and arms, not units).
         self.reward_totals: dict[tuple[str, str], list[float]] = {}
         self._watermark = self.clock.now()
         self._stop = threading.Event()
@@ -77,11 +81,18 @@ class LogWatcher:
             self._watermark = max(e.joined_at for e in fresh)
             for e in fresh:
                 if e.revision == 0:
-                    totals = self.reward_totals.setdefault((e.policy_version, e.arm), [0.0, 0.0])
+                    totals = self.reward_totals.setdefault(
+                        (e.policy_version, e.arm), [0.0] * (2 + len(REWARD_BUCKETS))
+                    )
                     totals[0] += 1
                     totals[1] += e.reward
+                    for i, bound in enumerate(REWARD_BUCKETS):
+                        if e.reward <= bound:
+                            totals[2 + i] += 1
         stats = decision_log.stats()
         self.status_totals = {str(k): int(v) for k, v in stats.outcomes.items()}
+        # examples whose window closed with no outcome, scored with the default reward
+        self.status_totals["default"] = int(stats.examples_defaulted)
         oldest = decision_log.oldest_unjoined_ts(self.app)
         self.outcomes.observe_pending([] if oldest is None else [oldest], now)
         return len(fresh)
@@ -206,13 +217,16 @@ class MonitorCollector(Collector):
             lag.add_metric([app], snapshot.join_lag)
         yield lag
         if self.watcher is not None:
-            rewards = SummaryMetricFamily(
+            rewards = HistogramMetricFamily(
                 "rlops_reward",
                 "Joined rewards (first revision) by policy version and arm.",
                 labels=["app", "policy_version", "arm"],
             )
-            for (version, arm), (count, total) in sorted(self.watcher.reward_totals.items()):
-                rewards.add_metric([app, version, arm], count_value=int(count), sum_value=total)
+            for (version, arm), totals in sorted(self.watcher.reward_totals.items()):
+                buckets = [(f"{b:g}", n) for b, n in zip(REWARD_BUCKETS, totals[2:], strict=True)]
+                rewards.add_metric(
+                    [app, version, arm], [*buckets, ("+Inf", totals[0])], sum_value=totals[1]
+                )
             yield rewards
             statuses = CounterMetricFamily(
                 "rlops_outcomes",

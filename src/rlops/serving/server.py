@@ -30,6 +30,7 @@ from rlops.monitoring import (
     MonitorConfig,
     OutcomeConfig,
     OutcomeMonitor,
+    Reference,
     WindowConfig,
     default_segment,
 )
@@ -82,6 +83,9 @@ class ServerConfig:
     watch: bool = True
     #: Prometheus metrics and monitoring on the decision path (off only to measure their cost).
     metrics: bool = True
+    #: The training data's reference (``reference.json`` from
+    #: ``rlops.monitoring.Reference``) for feature drift and state coverage; none: off.
+    reference: str | None = None
     #: Seconds between the outcome monitor's reads of the log.
     monitor_interval: float = 10.0
     #: In-process alerting (the embedded default's Prometheus): ``{"interval": 60,
@@ -173,6 +177,7 @@ def build(config: ServerConfig, *, metrics: ServerMetrics | None = None) -> Serv
     monitor = (
         DecisionMonitor(
             schema,
+            Reference.read(config.reference) if config.reference else None,
             config=MonitorConfig(
                 window=WindowConfig(bucket_seconds=60.0, buckets=5),
                 segment=default_segment(config.app),

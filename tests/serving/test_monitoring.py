@@ -172,14 +172,17 @@ def test_drift_and_coverage_against_the_training_reference(tmp_path: Path) -> No
 
     data = pricing_logs(PricingRules(schema=PRICING_SCHEMA), PricingConfig(), 5)
     rows = [features_by_name(PRICING_SCHEMA, row) for row in data.features]
-    path = Reference.from_rows(rows, PRICING_SCHEMA, source="sim-5").write(tmp_path / "ref")
+    path = Reference.from_logged(data).write(tmp_path / "ref")  # as trained on
     config = server_config(tmp_path, reference=str(path))
     with TestClient(create_app(config)) as client:
         service = server_of(client).service
+        service.decide_and_log([f"u{i}" for i in range(600)], rows[:600])
+        covered = metric(client, "rlops_state_coverage", app="pricing")
+        calm = metric(client, "rlops_feature_psi", app="pricing", feature="price_ratio")
         shifted = [{**row, "price_ratio": 3.0} for row in rows[:600]]  # a repricing bug
-        service.decide_and_log([f"u{i}" for i in range(600)], shifted)
+        service.decide_and_log([f"v{i}" for i in range(600)], shifted)
         drift = metric(client, "rlops_feature_psi", app="pricing", feature="price_ratio")
         steady = metric(client, "rlops_feature_psi", app="pricing", feature="inventory_ratio")
-        coverage = metric(client, "rlops_state_coverage", app="pricing")
-    assert drift > 0.25 > steady
-    assert 0.0 <= coverage < 1.0
+        less = metric(client, "rlops_state_coverage", app="pricing")
+    assert drift > 0.25 > max(steady, calm)
+    assert covered > 0.9 and less < covered - 0.3, (covered, less)

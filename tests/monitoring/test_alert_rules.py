@@ -10,8 +10,6 @@ promtool fails these tests instead of skipping them.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -29,6 +27,7 @@ from rlops.monitoring.alert_rules import (
     render_prometheus,
 )
 from rlops.monitoring.alerts import AlertEvaluator, SeriesKey, series
+from tests.tools import require_binary
 
 RULES_FILE = Path(__file__).parents[2] / "src/rlops/monitoring/rules/rlops-alerts.yml"
 MINUTES = 61  # samples at 0, 1, ..., 60 minutes
@@ -36,13 +35,7 @@ STEP = 60
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        reason = "promtool is not installed (Debian: apt-get install prometheus)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set, so the promtool tests must not skip: {reason}")
-        pytest.skip(reason)
-    return path
+    return require_binary("promtool", package="prometheus")
 
 
 def steps(*runs: tuple[int, float]) -> tuple[float, ...]:

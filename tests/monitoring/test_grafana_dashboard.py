@@ -6,9 +6,7 @@ variables. Under CI a missing promtool fails the PromQL syntax check instead of 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ import pytest
 
 from rlops.monitoring.alert_rules import AlertThresholds
 from rlops.monitoring.grafana_dashboard import dashboard
+from tests.tools import require_binary
 
 GRAFANA = Path(__file__).parents[2] / "src/rlops/monitoring/grafana"
 DASHBOARD_FILE = GRAFANA / "rlops-dashboard.json"
@@ -244,13 +243,7 @@ def test_threshold_lines_follow_the_alert_thresholds() -> None:
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        reason = "promtool is not installed (Debian: apt-get install prometheus)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set, so the promtool tests must not skip: {reason}")
-        pytest.skip(reason)
-    return path
+    return require_binary("promtool", package="prometheus")
 
 
 def test_every_query_is_valid_promql(tmp_path: Path) -> None:

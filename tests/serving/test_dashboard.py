@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -17,18 +16,13 @@ import pytest
 
 from tests.serving.helpers import register_mlp, server_config
 from tests.serving.live import LiveServer
+from tests.tools import require_binary
 
 ARTIFACTS = Path(os.environ.get("RLOPS_TEST_ARTIFACTS", "test-artifacts"))
 
 
 def chromium() -> str:
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    if binary is None:
-        reason = "chromium is not installed (Debian: apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set, so the dashboard test must not skip: {reason}")
-        pytest.skip(reason)
-    return binary
+    return require_binary("chromium", "chromium-browser", package="chromium")
 
 
 @pytest.fixture

@@ -167,6 +167,7 @@ def test_a_collapse_in_one_segment_fires_within_15_minutes_and_is_rolled_back(ri
     incident = rig.clock.now()
     fired = serve_minutes(rig, contexts, 20, 60, rng)
     first, alerts = next((t, a) for t, a in fired if any(x.name == "RlopsModeCollapse" for x in a))
+    print(f"mode collapse fired {(first - incident) / MINUTE:.0f} simulated minutes in")
     assert first - incident <= 15 * MINUTE
     collapse = [a for a in alerts if a.name == "RlopsModeCollapse"]
     assert [dict(a.labels)["segment"] for a in collapse] == ["bargain"]

@@ -521,3 +521,45 @@ def test_exploration_can_be_limited_to_one_arm_and_one_segment(tmp_path: Path) -
             assert reply["propensity"] == 1.0 and reply["explored"] is False
     explored = [r for s, r in replies if r["arm"] == "explore" and s == "bargain"]
     assert len(explored) > 20 and any(r["explored"] for r in explored)
+
+
+def test_a_policy_that_returns_nan_falls_back_without_failing_the_batch(
+    client: TestClient, config: ServerConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    register_mlp(config.registry, promote_to="production")
+    service = server_of(client).service
+    with Registry.open(config.registry) as registry:
+        service.follow(registry.require_alias("pricing", "production"))
+    handle = service.handle("production")
+    assert handle is not None
+    policy = handle.current.policy
+
+    def nan_scores(self: Any, features: Any, actions: Any) -> Any:
+        return np.full((len(features), len(actions)), np.nan)
+
+    monkeypatch.setattr(type(policy), "scores", nan_scores)
+    batch = {"requests": [{"unit_id": f"u{i}"} for i in range(5)]}
+    response = client.post("/v1/decisions/batch", json=batch)
+    assert response.status_code == 200, response.text
+    assert all(d["fallback"] for d in response.json()["decisions"])
+    assert service.alias_of("production") == "production"
+    assert service.alias_of("an-arm-that-ended") is None
+
+
+def test_readiness_stays_down_while_decisions_fail_even_if_outcomes_commit(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = server_of(client).writer
+    sink = writer.sink
+    assert sink is not None
+
+    def disk_full(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(sink, "append_decisions", disk_full)
+    assert client.post("/v1/decisions", json={"unit_id": "u"}).status_code == 503
+    outcome = {"outcome_id": "o1", "event_id": "e1", "signals": {"x": 1.0}}
+    assert client.post("/v1/outcomes", json=outcome).status_code == 202
+    assert client.get("/readyz").status_code == 503

@@ -149,10 +149,16 @@ class PolicyStack:
         scorer = getattr(self.policy, "scores", None)
         head = getattr(self.policy, "head", None)
         if scorer is not None and head is not None:
-            scores = np.where(allowed, scorer(features, actions), -np.inf)
+            raw = scorer(features, actions)
+            if not np.all(np.isfinite(raw)):  # argmax of a NaN is action 0: refuse instead
+                raise FloatingPointError("the policy's scores are not all finite")
+            scores = np.where(allowed, raw, -np.inf)
             probs = greedy(scores) if head.kind == "greedy" else softmax(scores, head.temperature)
             return probs, scores
-        return renormalised(self.policy.probabilities(features, actions), allowed), None
+        given = self.policy.probabilities(features, actions)
+        if not np.all(np.isfinite(given)):
+            raise FloatingPointError("the policy's probabilities are not all finite")
+        return renormalised(given, allowed), None
 
     def distribution(
         self,

@@ -366,6 +366,8 @@ class Router:
         self.path = path
         #: Changed files that could not be read as an experiment (the current one stayed).
         self.reload_failures = 0
+        #: Called (from the follower thread) with an experiment another process wrote.
+        self.on_change: Callable[[Experiment], None] | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -450,8 +452,14 @@ class Router:
             log.warning("kept experiment revision %d: %s", self.experiment.revision, error)
             return
         with self._lock:
-            if experiment.revision > self._layout.experiment.revision:
+            changed = experiment.revision > self._layout.experiment.revision
+            if changed:
                 self._layout = _Layout.of(experiment)
+        if changed and self.on_change is not None:
+            try:
+                self.on_change(experiment)
+            except Exception:  # the new experiment serves; the listener's failure is logged
+                log.exception("reacting to experiment revision %d failed", experiment.revision)
 
     @contextmanager
     def _file_lock(self) -> Iterator[None]:

@@ -79,9 +79,11 @@ class LogWatcher:
         if fresh:
             self.outcomes.observe(fresh, now)
             self._watermark = max(e.joined_at for e in fresh)
+            # a new dict, swapped in whole: a scrape iterating the old one is never torn
+            updated = {key: list(values) for key, values in self.reward_totals.items()}
             for e in fresh:
                 if e.revision == 0:
-                    totals = self.reward_totals.setdefault(
+                    totals = updated.setdefault(
                         (e.policy_version, e.arm), [0.0] * (2 + len(REWARD_BUCKETS))
                     )
                     totals[0] += 1
@@ -89,10 +91,12 @@ class LogWatcher:
                     for i, bound in enumerate(REWARD_BUCKETS):
                         if e.reward <= bound:
                             totals[2 + i] += 1
+            self.reward_totals = updated
         stats = decision_log.stats()
-        self.status_totals = {str(k): int(v) for k, v in stats.outcomes.items()}
+        statuses = {str(k): int(v) for k, v in stats.outcomes.items()}
         # examples whose window closed with no outcome, scored with the default reward
-        self.status_totals["default"] = int(stats.examples_defaulted)
+        statuses["default"] = int(stats.examples_defaulted)
+        self.status_totals = statuses
         oldest = decision_log.oldest_unjoined_ts(self.app)
         self.outcomes.observe_pending([] if oldest is None else [oldest], now)
         return len(fresh)

@@ -30,8 +30,12 @@ def serve_command(
     data: dict[str, Any] = json.loads(config_file.read_text()) if config_file else {}
     config = ServerConfig.from_json(data)
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
-    if config.tokens is None and not os.environ.get(TOKENS_ENV):
-        token = os.environ.setdefault(ADMIN_TOKEN_ENV, new_token())
+    if (
+        config.tokens is None
+        and not os.environ.get(TOKENS_ENV)
+        and not os.environ.get(ADMIN_TOKEN_ENV)
+    ):
+        token = os.environ[ADMIN_TOKEN_ENV] = new_token()  # generated: shown once, here
         print(f"admin token for this server (set --tokens to configure): {token}", file=sys.stderr)
     os.environ[ENV] = json.dumps(config.to_json())
     uvicorn.run(

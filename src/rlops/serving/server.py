@@ -217,6 +217,7 @@ def build(config: ServerConfig, *, metrics: ServerMetrics | None = None) -> Serv
     alert_loop = _alert_loop(config, metrics, registry, service) if config.alerts else None
     if config.watch:
         service.watch()
+        router.on_change = lambda experiment: service.experiment_changed()
     front = DecisionFront(service, writer)
     api = Api(
         service, front, token_book(config), Limits(config.body_bytes, config.batch_body_bytes)
@@ -246,7 +247,7 @@ def _alert_loop(
             registry,
             service.name,
             settings["guardrail"],
-            alias_of=lambda arm: service.router.experiment.arm(arm).alias,
+            alias_of=service.alias_of,
             app=config.app,
         )
 

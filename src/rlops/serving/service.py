@@ -296,6 +296,7 @@ class DecisionService:
         self._stacks: dict[tuple[str, str], _ArmStacks] = {}
         self._lock = threading.Lock()
         self._watchers: dict[str, AliasWatcher] = {}
+        self._watch: tuple[float, float] | None = None
         self._retry_at: dict[str, float] = {}
         #: The category feature whose value labels decisions by segment (bounded: its
         #: categories), or None when the application has none.
@@ -352,7 +353,11 @@ class DecisionService:
         self._publish_info()
 
     def watch(self, *, interval: float = 0.05, resync: float = 5.0) -> None:
-        """Follow every arm's alias in the registry (moves made by other processes)."""
+        """Follow every arm's alias in the registry (moves made by other processes).
+
+        Idempotent: called again when the experiment gains an arm, it watches the new alias.
+        """
+        self._watch = (interval, resync)
         for alias in sorted({arm.alias for arm in self.router.experiment.arms}):
             if alias in self._watchers:
                 continue
@@ -378,6 +383,14 @@ class DecisionService:
 
     def handle(self, alias: str) -> PolicyHandle | None:
         return self._handles.get(alias) or self._open_handle(alias)
+
+    def alias_of(self, arm_name: str) -> str | None:
+        """The alias an arm serves, or None for an arm the experiment no longer has (its
+        window's metrics can still alert after an A/B test ends)."""
+        for arm in self.router.experiment.arms:
+            if arm.name == arm_name:
+                return arm.alias
+        return None
 
     def arm_versions(self) -> dict[str, tuple[str | None, str | None]]:
         """``arm -> (version serving now, version before it)`` (the reward monitor's roles)."""
@@ -586,6 +599,16 @@ class DecisionService:
         return choice, True
 
     def _decide_rows(self, arm: Arm, loaded: LoadedPolicy, part: _Part) -> _Choice:
+        choice = self._decide_rows_unchecked(arm, loaded, part)
+        p = choice.propensity
+        if not (np.all(np.isfinite(p)) and np.all(p > 0.0) and np.all(p <= 1.0 + 1e-9)):
+            # a NaN or a zero from the policy: fail this arm's rows over to the rules here,
+            # not the whole micro-batch later when the decisions are built
+            raise FloatingPointError(f"{loaded.version} produced propensities outside (0, 1]")
+        np.minimum(p, 1.0, out=p)
+        return choice
+
+    def _decide_rows_unchecked(self, arm: Arm, loaded: LoadedPolicy, part: _Part) -> _Choice:
         stacks = self._arm_stacks(arm, loaded)
         x = stacks.schema.matrix_checked(part.values)
         if stacks.plain is None:
@@ -681,11 +704,17 @@ class DecisionService:
                     field=f"shares.{name}",
                 )
         experiment = self.router.set_shares(shares, expected_revision=expected_revision)
-        for arm in experiment.arms:
+        self.experiment_changed()
+        return experiment.to_json()
+
+    def experiment_changed(self) -> None:
+        """Load and watch the aliases of arms the experiment gained."""
+        for arm in self.router.experiment.arms:
             if arm.alias not in self._handles:
                 self._open_handle(arm.alias)
+        if self._watch is not None:
+            self.watch(interval=self._watch[0], resync=self._watch[1])
         self._publish_info()
-        return experiment.to_json()
 
     def readiness(self) -> tuple[bool, dict[str, str]]:
         """Ready when every arm with traffic has a verified policy and the log is writable."""

@@ -127,6 +127,8 @@ class GroupCommitWriter:
         self.sink: Sink | None = None
         self.open_error: BaseException | None = None
         self.last_error: str | None = None
+        # per kind: a failing decisions table is not healed by a working outcomes one
+        self._errors: dict[Kind, str | None] = {"decisions": None, "outcomes": None}
         self.commits = 0
         self.committed = {"decisions": 0, "outcomes": 0}
         self.failed_commits = 0
@@ -233,13 +235,16 @@ class GroupCommitWriter:
                 log.exception("committing %d %s failed", len(records), kind)
                 self.failed_commits += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
+                self._errors[kind] = self.last_error
                 errors[kind] = LogUnavailableError(f"the log refused the write: {self.last_error}")
                 continue
             self.commits += 1
             self.committed[kind] += len(records)
-            self.last_error = None
+            self._errors[kind] = None
+            self.last_error = next((e for e in self._errors.values() if e), None)
             if self._on_commit is not None:
-                self._on_commit(kind, len(records), time.perf_counter() - started)
+                with contextlib.suppress(Exception):  # metrics must not fail a durable write
+                    self._on_commit(kind, len(records), time.perf_counter() - started)
         with self._cond:
             self._pending -= sum(len(item.records) for item in batch)
         self._settle(batch, errors)

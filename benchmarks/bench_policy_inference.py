@@ -33,7 +33,8 @@ import torch
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # no stubs
 
 from benchmarks.common import BenchResult
-from rlops.learn.sb3 import EnvSpec, OnlineConfig, app_spaces, build_model
+from rlops.apps.spaces import app_spaces
+from rlops.learn.sb3 import EnvSpec, OnlineConfig, build_model
 from rlops.learn.sb3_export import export_sb3
 from rlops.policies import Head, LinearPolicy, MLPPolicy
 

@@ -20,13 +20,13 @@ import numpy.typing as npt
 import pytest
 import torch
 
+from rlops.apps.spaces import app_spaces
 from rlops.core.errors import ValidationError
 from rlops.learn.sb3 import (
     DQNSettings,
     EnvSpec,
     OnlineConfig,
     PPOSettings,
-    app_spaces,
     save_online,
     train,
 )

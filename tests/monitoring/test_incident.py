@@ -29,11 +29,12 @@ from rlops.monitoring.segments import SegmentConfig
 from rlops.monitoring.window import WindowConfig
 from rlops.policies.linear import LinearPolicy
 from rlops.registry.registry import Registry
+from rlops.serving.bootstrap import baseline_policy as make_baseline
+from rlops.serving.bootstrap import ensure_production
 from rlops.serving.experiments import Router, single_arm
 from rlops.serving.metrics import ServerMetrics
 from rlops.serving.monitoring import MonitorCollector
-from rlops.serving.service import DecisionService, ServiceConfig, ensure_production
-from rlops.serving.service import baseline_policy as make_baseline
+from rlops.serving.service import DecisionService, ServiceConfig
 from rlops.serving.writer import GroupCommitWriter
 from rlops.sim.baselines import PricingRules
 from rlops.sim.logging import features_by_name

@@ -40,7 +40,8 @@ def train_command(
 ) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from rlops.learn.train import LEARNERS, ONLINE, app_spaces, save_trained, train_offline
+    from rlops.apps.spaces import app_spaces
+    from rlops.learn.train import LEARNERS, ONLINE, save_trained, train_offline
 
     settings = _config(config)
     if learner not in LEARNERS:

@@ -27,16 +27,15 @@ from typing import Any, Literal, get_args
 
 import gymnasium as gym
 
-from rlops.core.actions import ActionCatalog
+from rlops.apps.spaces import app_spaces
 from rlops.core.errors import ValidationError
-from rlops.core.features import FeatureSchema
 from rlops.learn.sb3_export import export_sb3
 from rlops.policies.artifact import Manifest, save_policy
 from rlops.rewards.seeds import advisor_reward, pricing_reward
 from rlops.sim import ADVISOR_ENV_ID, PRICING_ENV_ID, register_envs
-from rlops.sim.advisor_core import ADVISOR_ACTIONS, ADVISOR_SCHEMA, AdvisorConfig
+from rlops.sim.advisor_core import AdvisorConfig
 from rlops.sim.market_data import MarketSpec
-from rlops.sim.pricing_core import PRICING_ACTIONS, PRICING_SCHEMA, PricingConfig
+from rlops.sim.pricing_core import PricingConfig
 
 Algo = Literal["ppo", "dqn"]
 App = Literal["pricing", "advisor"]
@@ -290,17 +289,6 @@ class OnlineConfig:
         return replace(self, seed=seed)
 
 
-def app_spaces(app: App) -> tuple[FeatureSchema, ActionCatalog]:
-    """The schema the env's observations follow and the catalog its action indices index.
-
-    Both envs build observations in schema column order and read action ``i`` as the
-    catalog's ``i``-th action, so the exported policy needs no reordering.
-    """
-    if app == "pricing":
-        return PRICING_SCHEMA, PRICING_ACTIONS
-    return ADVISOR_SCHEMA, ADVISOR_ACTIONS
-
-
 def _progress_callback(report: Progress, total: int) -> Any:
     from stable_baselines3.common.callbacks import BaseCallback
 
@@ -376,6 +364,8 @@ def save_online(
     evaluation: Mapping[str, Any] | None = None,
 ) -> Manifest:
     """Export ``model`` and save it as a policy artifact with ``config`` as its training config."""
+    # both envs build observations in schema column order and read action i as the
+    # catalog's i-th action, so the exported policy needs no reordering
     schema, catalog = app_spaces(config.env.app)
     policy = export_sb3(model, catalog, schema=schema)
     reward = pricing_reward if config.env.app == "pricing" else advisor_reward

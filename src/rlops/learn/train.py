@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from rlops.core.actions import ActionCatalog
+from rlops.apps.spaces import app_spaces
 from rlops.core.errors import ValidationError
-from rlops.core.features import FeatureSchema
 from rlops.learn.data import LoggedData
 from rlops.policies.artifact import LoadedPolicy, Manifest, SaveablePolicy, save_policy
 
@@ -29,19 +28,6 @@ OFFLINE = ("bandit", "cql", "bc", "apprentice")
 ONLINE = ("ppo", "dqn")
 LEARNERS = OFFLINE + ONLINE
 App = Literal["pricing", "advisor"]
-
-
-def app_spaces(app: str) -> tuple[FeatureSchema, ActionCatalog]:
-    """The feature schema and action catalog of a reference application."""
-    if app == "pricing":
-        from rlops.sim.pricing_core import PRICING_ACTIONS, PRICING_SCHEMA
-
-        return PRICING_SCHEMA, PRICING_ACTIONS
-    if app == "advisor":
-        from rlops.sim.advisor_core import ADVISOR_ACTIONS, ADVISOR_SCHEMA
-
-        return ADVISOR_SCHEMA, ADVISOR_ACTIONS
-    raise ValidationError(f"unknown app {app!r}; known: pricing, advisor", field="app")
 
 
 @dataclass(frozen=True, eq=False)

@@ -35,9 +35,9 @@ def reference(
 ) -> None:
     """Build the drift and coverage reference of a training snapshot (serve --config
     '{"reference": ".../reference.json"}')."""
+    from rlops.apps.spaces import app_schema
     from rlops.core.errors import RlopsError
     from rlops.monitoring.reference import Reference
-    from rlops.serving.feature_load import app_schema
 
     try:
         ref = Reference.from_snapshot(snapshot, app_schema(app_name))

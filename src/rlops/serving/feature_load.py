@@ -10,22 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rlops.apps.spaces import app_schema as app_schema  # the commands look schemas up here
 from rlops.core.errors import ValidationError
 from rlops.core.features import FeatureSchema, FeatureValue
 from rlops.serving.feature_store import FeatureStore
-
-
-def app_schema(app: str) -> FeatureSchema:
-    """The feature schema of a reference application, without importing training code."""
-    if app == "pricing":
-        from rlops.sim.pricing_core import PRICING_SCHEMA
-
-        return PRICING_SCHEMA
-    if app == "advisor":
-        from rlops.sim.advisor_core import ADVISOR_SCHEMA
-
-        return ADVISOR_SCHEMA
-    raise ValidationError(f"unknown app {app!r}; known: pricing, advisor", field="app")
 
 
 def read_feature_batch(

@@ -33,6 +33,35 @@ REWARD_BUCKETS = (-1.0, -0.5, -0.25, -0.1, 0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 Roles = Callable[[], dict[str, tuple[str | None, str | None]]]
 
 
+class Periodic:
+    """Calls ``tick`` every ``interval`` seconds in a daemon thread until stopped. An
+    exception is logged and counted, and the next round tries again: a monitor that dies
+    silently is worse than a noisy one."""
+
+    def __init__(self, name: str, interval: float, tick: Callable[[], object]) -> None:
+        self.interval = interval
+        self.errors = 0
+        self._tick = tick
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self._tick()
+            except Exception:
+                self.errors += 1
+                log.exception("%s failed", self._thread.name)
+
+
 class LogWatcher:
     """Reads newly joined examples and the log's outcome counts every ``interval`` s."""
 
@@ -55,18 +84,21 @@ class LogWatcher:
         #: first-revision rewards seen so far (bounded by versions and arms, not units).
         self.reward_totals: dict[tuple[str, str], list[float]] = {}
         self._watermark = self.clock.now()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="log-watcher", daemon=True)
-        self.errors = 0
+        self._log: Any = None  # opened in the watcher's thread, on its first look
+        self._periodic = Periodic("log-watcher", interval, self._look)
+
+    @property
+    def errors(self) -> int:
+        return self._periodic.errors
 
     def start(self) -> LogWatcher:
-        self._thread.start()
+        self._periodic.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(10)
+        self._periodic.stop()
+        if self._log is not None:
+            self._log.close()
 
     def poll(self, decision_log: Any) -> int:
         """One look: examples joined since the last one, outcome counts, join lag."""
@@ -101,17 +133,10 @@ class LogWatcher:
         self.outcomes.observe_pending([] if oldest is None else [oldest], now)
         return len(fresh)
 
-    def _run(self) -> None:
-        decision_log = open_log(self.log_url)
-        try:
-            while not self._stop.wait(self.interval):
-                try:
-                    self.poll(decision_log)
-                except Exception:  # a busy or missing log: try again next time
-                    self.errors += 1
-                    log.exception("reading the log for the outcome monitor failed")
-        finally:
-            decision_log.close()
+    def _look(self) -> None:
+        if self._log is None:
+            self._log = open_log(self.log_url)
+        self.poll(self._log)
 
 
 class MonitorCollector(Collector):
@@ -260,20 +285,19 @@ class AlertLoop:
         self.deliveries = deliveries
         self.guardrail = guardrail
         self._on_rollback = on_rollback
-        self.interval = interval
         self.transitions: list[Any] = []
-        self.errors = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="alert-loop", daemon=True)
+        self._periodic = Periodic("alert-loop", interval, self.tick)
+
+    @property
+    def errors(self) -> int:
+        return self._periodic.errors
 
     def start(self) -> AlertLoop:
-        self._thread.start()
+        self._periodic.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(10)
+        self._periodic.stop()
         for delivery in self.deliveries:
             delivery.close()
 
@@ -289,11 +313,3 @@ class AlertLoop:
                 if any(r.to_version for r in records):
                     self._on_rollback()
         return alerts
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.tick()
-            except Exception:  # an alert loop that dies silently is worse than a noisy one
-                self.errors += 1
-                log.exception("evaluating the alert rules failed")

@@ -22,6 +22,7 @@ from typing import Any
 from starlette.applications import Starlette
 
 from rlops.apps.defaults import join_configs
+from rlops.apps.spaces import app_rules, app_spaces
 from rlops.core.clock import RealClock
 from rlops.core.errors import ValidationError
 from rlops.exploration.explorer import ExplorationConfig
@@ -42,18 +43,13 @@ from rlops.policies.stack import SafetyConfig
 from rlops.registry.registry import Registry
 from rlops.serving.app import Api, Limits
 from rlops.serving.auth import Token, TokenBook
+from rlops.serving.bootstrap import baseline_policy, ensure_production
 from rlops.serving.experiments import Experiment, Router, load_experiment, single_arm
 from rlops.serving.feature_store import open_feature_store
 from rlops.serving.front import DecisionFront
 from rlops.serving.metrics import ServerMetrics
 from rlops.serving.monitoring import AlertLoop, LogWatcher, MonitorCollector
-from rlops.serving.service import (
-    DecisionService,
-    ServiceConfig,
-    app_spaces,
-    baseline_policy,
-    ensure_production,
-)
+from rlops.serving.service import DecisionService, ServiceConfig
 from rlops.serving.writer import GroupCommitWriter
 from rlops.store import open_log
 
@@ -155,11 +151,11 @@ class Server:
 
 def build(config: ServerConfig, *, metrics: ServerMetrics | None = None) -> Server:
     """Open everything and start the writer; the caller owns ``close()``."""
-    schema, catalog, engine = app_spaces(config.app)
+    schema, catalog = app_spaces(config.app)
     name = config.policy_name or config.app
     metrics = metrics if metrics is not None else ServerMetrics(enabled=config.metrics)
     registry = Registry.open(config.registry, config.registry_index)
-    baseline = baseline_policy(name, schema, catalog, engine)
+    baseline = baseline_policy(name, schema, catalog, app_rules(config.app))
     ensure_production(registry, baseline, name)
     experiment, path = _experiment(config)
     router = Router(experiment, path=path)

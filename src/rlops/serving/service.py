@@ -21,35 +21,36 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from rlops.apps.spaces import app_rules, app_spaces
 from rlops.core.actions import ActionCatalog
 from rlops.core.clock import Clock, RealClock
-from rlops.core.errors import NotFoundError, RlopsError, ValidationError
+from rlops.core.errors import NotFoundError, ValidationError
 from rlops.core.features import FeatureSchema, FeatureValue
 from rlops.core.ids import new_event_id
 from rlops.core.records import Decision, Outcome
 from rlops.exploration.explorer import ExplorationConfig, Explorer
 from rlops.monitoring.monitor import DecisionMonitor
-from rlops.policies.artifact import LoadedPolicy, load_policy, save_policy
-from rlops.policies.rules import RulesPolicy
+from rlops.monitoring.segments import Segmenter, default_segment
+from rlops.policies.artifact import LoadedPolicy
 from rlops.policies.stack import PolicyStack, SafetyConfig
 from rlops.registry.handle import PolicyHandle
-from rlops.registry.records import PRODUCTION, AliasRecord
+from rlops.registry.records import AliasRecord
 from rlops.registry.registry import Registry
 from rlops.registry.watch import AliasWatcher, file_watcher
+from rlops.serving.bootstrap import baseline_policy
 from rlops.serving.experiments import Arm, Router, segment_mask
 from rlops.serving.feature_store import FeatureStore, Lookup, merge_features
+from rlops.serving.inputs import check_context, check_unit_id
 from rlops.serving.metrics import ServerMetrics
 from rlops.serving.writer import GroupCommitWriter
 
@@ -90,78 +91,6 @@ def request_uniform(seed: int, key: str) -> float:
     return int.from_bytes(digest.digest(), "little") / 2.0**64
 
 
-def app_spaces(app: str) -> tuple[FeatureSchema, ActionCatalog, Any]:
-    """The reference application's schema, catalog and baseline rule engine."""
-    if app == "pricing":
-        from rlops.sim.baselines import PricingRules
-        from rlops.sim.pricing_core import PRICING_ACTIONS, PRICING_SCHEMA
-
-        return PRICING_SCHEMA, PRICING_ACTIONS, PricingRules(schema=PRICING_SCHEMA)
-    if app == "advisor":
-        from rlops.sim.advisor_core import ADVISOR_ACTIONS, ADVISOR_SCHEMA
-        from rlops.sim.baselines import AdvisorRules
-
-        return ADVISOR_SCHEMA, ADVISOR_ACTIONS, AdvisorRules(schema=ADVISOR_SCHEMA)
-    raise ValidationError(f"unknown app {app!r}; known: pricing, advisor", field="app")
-
-
-def baseline_policy(
-    name: str, schema: FeatureSchema, catalog: ActionCatalog, engine: Any
-) -> LoadedPolicy:
-    """The rule engine as a verified artifact (the fallback, and production on day one).
-
-    Saved and loaded through the artifact format, so its version is the same content hash
-    the registry gives it, and the fallback is logged under a real version.
-    """
-    with tempfile.TemporaryDirectory(prefix="rlops-baseline-") as scratch:
-        directory = Path(scratch) / "baseline"
-        save_policy(
-            directory,
-            RulesPolicy.of(engine),
-            name=name,
-            schema=schema,
-            catalog=catalog,
-            training_config={"baseline": True},
-            created_at=0.0,
-        )
-        return load_policy(directory)
-
-
-def ensure_production(registry: Registry, baseline: LoadedPolicy, name: str) -> bool:
-    """Register the baseline and make it ``production`` if the registry has none yet.
-
-    This is how a fresh directory serves the rules the moment rlops is installed.
-    Returns whether it did anything.
-    """
-    if registry.alias(name, PRODUCTION) is not None:
-        return False
-    with tempfile.TemporaryDirectory(prefix="rlops-baseline-") as scratch:
-        directory = Path(scratch) / "baseline"
-        save_policy(
-            directory,
-            baseline.policy,
-            name=name,
-            schema=baseline.manifest.feature_schema,
-            catalog=baseline.manifest.action_catalog,
-            training_config={"baseline": True},
-            created_at=0.0,
-        )
-        record = registry.register(directory, actor="rlops-serve")
-    try:
-        registry.promote(
-            name,
-            record.version,
-            actor="rlops-serve",
-            reason="bootstrap: no production policy yet, serving the baseline rules",
-            force=True,
-            expected_revision=0,
-        )
-    except RlopsError:  # another worker bootstrapped first: fine, it is the same version
-        if registry.alias(name, PRODUCTION) is None:
-            raise
-    return True
-
-
 @dataclass(frozen=True, eq=False, slots=True)
 class _Part:
     """The requests of one micro-batch that one arm answers (``rows`` index the batch)."""
@@ -183,6 +112,8 @@ class _Choice:
     propensity: npt.NDArray[np.float64]
     explored: npt.NDArray[np.bool_]
     probs: npt.NDArray[np.float64] | None = None  # the served distributions, for the monitor
+    features: npt.NDArray[np.float32] | None = None  # the rows as the deciding schema built them
+    schema_version: str = ""
 
 
 class _Sleep:
@@ -205,55 +136,6 @@ class _ArmStacks:
     plain: PolicyStack | None  # for rows outside the arm's exploration segment
 
 
-def check_unit_id(unit_id: object, field: str = "unit_id") -> str:
-    """1-256 characters of UTF-8 text without NUL, as the log stores it."""
-    if (
-        not isinstance(unit_id, str)
-        or not 0 < len(unit_id) <= 256
-        or "\x00" in unit_id
-        or (not unit_id.isprintable() and not _encodes(unit_id))
-    ):
-        raise ValidationError(
-            f"{field} must be 1-256 characters of text without NUL, got {unit_id!r:.80}",
-            field=field,
-        )
-    return unit_id
-
-
-def _encodes(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def check_context(schema: FeatureSchema, context: Mapping[str, Any]) -> dict[str, FeatureValue]:
-    """The request's context checked by name against the app's schema (nothing defaulted)."""
-    out: dict[str, FeatureValue] = {}
-    names = schema.names
-    for name, value in context.items():
-        if name not in names:
-            raise ValidationError(
-                f"context.{name}: unknown feature; known: {', '.join(names)}",
-                field=f"context.{name}",
-            )
-        feature = schema[name]
-        if feature.kind == "bool" and not isinstance(value, bool):
-            # over HTTP a flag is true or false, as the OpenAPI document says (the log's
-            # reader also takes 0/1, for data written by other tools)
-            raise ValidationError(
-                f"context.{name}: must be true or false, got {value!r}", field=f"context.{name}"
-            )
-        try:
-            out[name] = feature.check(value)
-        except ValidationError as error:
-            raise ValidationError(
-                f"context.{name}: {error.message}", field=f"context.{name}"
-            ) from None
-    return out
-
-
 class DecisionService:
     """Decisions and outcomes for one application, logged through a group-commit writer."""
 
@@ -272,7 +154,7 @@ class DecisionService:
         clock: Clock | None = None,
         monitor: DecisionMonitor | None = None,
     ) -> None:
-        app_schema, app_catalog, engine = app_spaces(config.app)
+        app_schema, app_catalog = app_spaces(config.app)
         self.config = config
         self.app = config.app
         self.name = config.name
@@ -281,7 +163,7 @@ class DecisionService:
         self.baseline = (
             baseline
             if baseline is not None
-            else baseline_policy(self.name, self.schema, self.catalog, engine)
+            else baseline_policy(self.name, self.schema, self.catalog, app_rules(config.app))
         )
         self.registry = registry
         self.router = router
@@ -298,11 +180,9 @@ class DecisionService:
         self._watchers: dict[str, AliasWatcher] = {}
         self._watch: tuple[float, float] | None = None
         self._retry_at: dict[str, float] = {}
-        #: The category feature whose value labels decisions by segment (bounded: its
-        #: categories), or None when the application has none.
-        self.segment_feature: str | None = next(
-            (f.name for f in self.schema.features if f.kind == "category"), None
-        )
+        #: Labels decisions by segment for the metrics, with the same definition the
+        #: monitor uses (a bounded set of labels).
+        self.segmenter = Segmenter(default_segment(self.app), self.schema)
         #: How long an alias that failed to open waits before a decision tries it again.
         self.retry_seconds = 5.0
         for arm in self.router.experiment.arms:
@@ -540,10 +420,8 @@ class DecisionService:
                 out.append(Decided(decision, fallback, defaulted[i]))
                 order.append(i)
             fallback_label = "true" if fallback else "false"
-            segment = self.segment_feature
             tally = Counter(
-                (ids[picked[j]], str(values[i].get(segment, "all")) if segment else "all")
-                for j, i in enumerate(rows)
+                zip((ids[p] for p in picked), self.segmenter.label(part.values), strict=True)
             )
             for (action, segment_value), count in tally.items():
                 self.metrics.decisions.labels(
@@ -565,7 +443,8 @@ class DecisionService:
         assert self.monitor is not None
         served = baseline = None
         if choice.probs is not None and choice.catalog.ids == self.catalog.ids:
-            x = self.schema.matrix_checked(part.values)
+            same = choice.features is not None and choice.schema_version == self.schema.version
+            x = choice.features if same else self.schema.matrix_checked(part.values)
             served = choice.probs
             baseline = self.baseline.policy.probabilities(x, self.catalog)
         try:
@@ -595,6 +474,8 @@ class DecisionService:
             d.propensity,
             np.zeros(len(part.rows), dtype=bool),
             d.probs,
+            x,
+            self.schema.version,
         )
         return choice, True
 
@@ -616,7 +497,14 @@ class DecisionService:
                 x, stacks.catalog, None, part.unit_ids, part.ts, uniforms=part.uniforms
             )
             return _Choice(
-                loaded.version, stacks.catalog, d.index, d.propensity, d.explored, d.probs
+                loaded.version,
+                stacks.catalog,
+                d.index,
+                d.propensity,
+                d.explored,
+                d.probs,
+                x,
+                stacks.schema.version,
             )
         inside = segment_mask(arm.explore_segment, part.values)
         n = len(part.rows)
@@ -638,7 +526,16 @@ class DecisionService:
             )
             index[at], propensity[at], explored[at] = d.index, d.propensity, d.explored
             probs[at] = d.probs
-        return _Choice(loaded.version, stacks.catalog, index, propensity, explored, probs)
+        return _Choice(
+            loaded.version,
+            stacks.catalog,
+            index,
+            propensity,
+            explored,
+            probs,
+            x,
+            stacks.schema.version,
+        )
 
     # -- in-process API with logging ------------------------------------------------------
 

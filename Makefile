@@ -14,7 +14,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,mlflow]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,mlflow,ray]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -15,6 +15,8 @@ import pytest
 from hypothesis import settings
 
 from rlops.store import SqlDecisionLog, open_log
+from tests.serving.redis_server import REDIS_SERVER, PrivateRedis
+from tests.tools import require_binary
 
 # CI runs the same examples every time (a failure there reproduces anywhere); local runs
 # keep exploring new ones. No deadline: a loaded two-core machine is not a slow function.
@@ -69,3 +71,19 @@ def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlDecisionL
     yield decision_log
     decision_log.close()
     drop_postgres_schema(schema)
+
+
+@pytest.fixture
+def durable_redis() -> Iterator[PrivateRedis]:
+    """``appendonly yes``, ``appendfsync always``: a restart keeps every acknowledged entry."""
+    require_binary(REDIS_SERVER, "redis-server", package="redis-server")
+    with PrivateRedis(appendonly=True) as server:
+        yield server
+
+
+@pytest.fixture
+def volatile_redis() -> Iterator[PrivateRedis]:
+    """Keeps nothing on disk: a restart loses the streams and their groups."""
+    require_binary(REDIS_SERVER, "redis-server", package="redis-server")
+    with PrivateRedis() as server:
+        yield server

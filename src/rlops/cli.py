@@ -7,11 +7,13 @@ Each area registers its commands here, importing lazily inside the command so
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from rlops.scale.engine import EngineConfig
 
 app = typer.Typer(
     name="rlops",
@@ -30,9 +32,43 @@ LogOption = Annotated[
 ]
 
 
+EngineOption = Annotated[
+    str, typer.Option("--engine", help="Where to run: local, or ray (needs rlops[ray]).")
+]
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        envvar="RAY_ADDRESS",
+        help="Ray cluster to join (ray://host:10001, auto); default: a local 2-CPU Ray.",
+    ),
+]
+
+
+def _engine(engine: str, address: str | None) -> EngineConfig:
+    """The ``--engine``/``--ray-address`` pair, checked (an unknown engine exits 2)."""
+    from rlops.core.errors import RlopsError
+    from rlops.scale.engine import engine_config
+
+    try:
+        return engine_config(engine, address=address if engine == "ray" else None)
+    except RlopsError as error:
+        raise _fail(error.message) from None
+
+
 def _fail(message: str) -> typer.Exit:
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     return typer.Exit(code=2)
+
+
+TransportOption = Annotated[
+    str,
+    typer.Option(
+        "--transport",
+        envvar="RLOPS_TRANSPORT",
+        help="Where records arrive: 'log' (the log itself) or redis://host:port/db?stream=...",
+    ),
+]
 
 
 @app.command()
@@ -44,53 +80,94 @@ def join(
     follow: Annotated[bool, typer.Option(help="Keep joining until interrupted.")] = False,
     interval: Annotated[float, typer.Option(help="Seconds between passes with --follow.")] = 5.0,
     batch_size: Annotated[int, typer.Option(help="Decisions per transaction.")] = 1000,
+    transport: TransportOption = "log",
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes, restarted if they die.")
+    ] = 1,
+    window: Annotated[
+        float | None,
+        typer.Option(help="Override every app's reward window (seconds): backfills, tests."),
+    ] = None,
+    online_bandit: Annotated[
+        str | None,
+        typer.Option(
+            "--online-bandit",
+            metavar="NAME[:ALIAS]",
+            help="After each pass, fold the new examples into the bandit at NAME's ALIAS "
+            "(default production) and publish new versions within the trust region.",
+        ),
+    ] = None,
+    publish_every: Annotated[
+        int, typer.Option(help="With --online-bandit: publish every N examples folded in.")
+    ] = 1000,
+    kl_bound: Annotated[
+        float, typer.Option(help="With --online-bandit: mean KL bound to the rules (nats).")
+    ] = 0.5,
+    registry: Annotated[
+        Path, typer.Option(envvar="RLOPS_REGISTRY", help="Registry root, for --online-bandit.")
+    ] = Path("rlops-data/registry"),
 ) -> None:
-    """Join decisions whose reward window has closed with their outcomes into examples."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn
+    """Join decisions whose reward window has closed with their outcomes into examples.
 
+    With a Redis transport, workers first move stream entries into the log (acknowledging
+    them after the commit); without --follow they stop once the stream is drained.
+    With ``--online-bandit`` the bandit learns from each pass's examples as they are joined
+    (one application per updater: ``--app`` names it when several are configured; the
+    log transport and one worker).
+    """
     from rlops.apps.defaults import join_configs
     from rlops.core.errors import RlopsError
-    from rlops.pipeline.join_worker import JoinWorker
-    from rlops.store import open_log
+    from rlops.stream import is_stream_url
 
     configs = join_configs()
     chosen = apps or sorted(configs)
     unknown = sorted(set(chosen) - set(configs))
     if unknown:
         raise _fail(f"unknown app(s) {unknown}; known: {sorted(configs)}")
-    try:
-        decision_log = open_log(log)
-        worker = JoinWorker(decision_log, [configs[a] for a in chosen], batch_size=batch_size)
-    except RlopsError as error:
-        raise _fail(error.message) from None
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as bar:
-        task = bar.add_task("joining", total=None)
-        done = {"examples": 0}
+    if window is not None:
+        from rlops.pipeline.join_commands import with_window
 
-        def show(report: object) -> None:
-            from rlops.store.log import JoinStepReport
+        try:
+            configs = {a: with_window(c, window) for a, c in configs.items()}
+        except RlopsError as error:
+            raise _fail(error.message) from None
+    if online_bandit is not None and (workers > 1 or transport != "log"):
+        raise _fail("--online-bandit runs in one worker over the log transport")
+    if workers > 1:
+        from rlops.pipeline.join_commands import supervise_join
 
-            assert isinstance(report, JoinStepReport)
-            done["examples"] += report.joined + report.late_examples
-            bar.update(task, description=f"joining: {done['examples']:,} examples written")
-
-        if follow:
-            stop = threading.Event()
-            try:
-                result = worker.run_forever(interval=interval, stop=stop, progress=show)
-            except KeyboardInterrupt:
-                stop.set()
-                result = None
-        else:
-            result = worker.run_once(progress=show)
-    if result is not None:
-        total = result.total
-        typer.echo(
-            f"joined {total.joined} ({total.defaulted} with the default reward), "
-            f"{total.late_examples} late revisions from {total.late_outcomes} late outcomes, "
-            f"{total.quarantined} outcomes quarantined, {total.released} released"
+        raise typer.Exit(
+            supervise_join(
+                workers,
+                log=log,
+                apps=chosen,
+                follow=follow,
+                interval=interval,
+                batch_size=batch_size,
+                transport=transport,
+                window=window,
+            )
         )
-    decision_log.close()
+    if is_stream_url(transport):
+        from rlops.pipeline.join_commands import join_stream
+
+        raise typer.Exit(
+            join_stream(
+                log=log,
+                configs=[configs[a] for a in chosen],
+                follow=follow,
+                batch_size=batch_size,
+                url=transport,
+            )
+        )
+    if transport != "log":
+        raise _fail(f"unknown transport {transport!r}: use 'log' or redis://...")
+    online = None if online_bandit is None else (online_bandit, chosen, publish_every, kl_bound)
+    from rlops.pipeline.join_commands import join_log
+
+    raise typer.Exit(
+        join_log(log, [configs[a] for a in chosen], follow, interval, batch_size, online, registry)
+    )
 
 
 @log_app.command("stats")
@@ -197,9 +274,39 @@ def train(
         Path | None, typer.Option(help="Data the parent was trained on, mixed in.")
     ] = None,
     old_fraction: Annotated[float, typer.Option(help="Share of old rows in the mix.")] = 0.5,
+    tune: Annotated[
+        int | None,
+        typer.Option(help="Tune first: this many candidates drawn from --space (0: its grid)."),
+    ] = None,
+    space: Annotated[
+        str | None, typer.Option(help="Search space for --tune: inline JSON or a JSON file.")
+    ] = None,
+    tune_estimator: Annotated[
+        str, typer.Option(help="Held-out score for --tune: snips or dr.")
+    ] = "snips",
+    holdout: Annotated[float, typer.Option(help="Share of units held out for --tune.")] = 0.3,
+    engine: EngineOption = "local",
+    ray_address: RayAddressOption = None,
 ) -> None:
-    """Train a policy from a snapshot (or the simulator) into a verified artifact."""
-    from rlops.learn.commands import train_command
+    """Train a policy from a snapshot (or the simulator) into a verified artifact.
+
+    With --tune: candidate settings from --space are each trained on most units and
+    scored off-policy on the held-out rest (on Ray Tune with --engine ray); the best is
+    then trained on all the data, and the search is recorded in the artifact.
+    """
+    from rlops.learn.commands import TuneRequest, train_command
+
+    tuning = None
+    if tune is not None or space is not None:
+        tuning = TuneRequest(
+            space=space,
+            num_samples=tune or None,
+            estimator=tune_estimator,
+            holdout=holdout,
+            engine=_engine(engine, ray_address),
+        )
+    elif engine != "local":
+        raise _fail("--engine applies to training only with --tune")
 
     train_command(
         app=app_name,
@@ -211,6 +318,7 @@ def train(
         parent=parent,
         old_snapshot=old_snapshot,
         old_fraction=old_fraction,
+        tuning=tuning,
     )
 
 
@@ -226,6 +334,10 @@ def serve(
     ] = None,
     log: Annotated[
         str | None, typer.Option(help="Log URL: sqlite:///path or postgresql://…")
+    ] = None,
+    transport: Annotated[
+        str | None,
+        typer.Option(help="Where accepted records go: log, or redis://host:port/db?stream=..."),
     ] = None,
     features: Annotated[
         str | None, typer.Option(help="Feature store: memory or redis://host:port/db")
@@ -252,6 +364,7 @@ def serve(
             "registry": registry,
             "registry_index": registry_index,
             "log": log,
+            "transport": transport,
             "features": features,
             "experiment": experiment,
             "tokens": tokens,
@@ -262,16 +375,37 @@ def serve(
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="Directory for the demo's log and report.")] = Path(
+    which: Annotated[
+        str | None, typer.Argument(help="pricing or advisor; both when left out.")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Directory for the demo's logs and report.")] = Path(
         "demo-report"
     ),
-    decisions: Annotated[int, typer.Option(help="Simulated decisions.")] = 20_000,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    short: Annotated[
+        bool, typer.Option("--short", help="A shortened run of every step (as CI runs it).")
+    ] = False,
+    seed: Annotated[int | None, typer.Option(help="The simulated market's seed.")] = None,
 ) -> None:
-    """Run the loop on the embedded defaults and print what happened."""
-    from rlops.demo import run_demo
+    """Run the production loop end to end on simulated traffic and write a report.
 
-    run_demo(out=out, n_decisions=decisions, seed=seed)
+    Rules serve, outcomes arrive late and are joined, a bandit and CQL are trained and
+    evaluated, the better one is canaried and promoted, and a broken canary is rolled back.
+    """
+    from rlops.demo import run_demo, run_demos
+    from rlops.demo.config import APPS
+
+    if which is None:
+        results = run_demos(out=out, short=short, seed=seed)
+    elif which in APPS:
+        results = {which: run_demo(which, out=out, short=short, seed=seed)}
+    else:
+        raise typer.BadParameter(f"unknown demo {which!r}; choose from {', '.join(APPS)}")
+    # A gate that refuses every candidate is the system working; a broken canary left
+    # serving is not.
+    failed = [a for a, r in results.items() if not r["broken_rolled_back"]]
+    if failed:
+        typer.echo(f"the broken canary was not rolled back in: {', '.join(failed)}", err=True)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -280,11 +414,15 @@ def simulate(
     policy: Annotated[str, typer.Option(help="baseline, bad or random")] = "baseline",
     seeds: Annotated[int, typer.Option(help="seeds per scenario")] = 3,
     json_out: Annotated[Path | None, typer.Option("--json", help="write results here")] = None,
+    engine: EngineOption = "local",
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Run a policy on the scenario battery and print each metric with its interval."""
     from rlops.sim.cli import simulate_command
 
-    simulate_command(app_name, policy, seeds, json_out)
+    raise typer.Exit(
+        simulate_command(app_name, policy, seeds, json_out, _engine(engine, ray_address))
+    )
 
 
 @app.command()
@@ -315,15 +453,18 @@ def gate(
     resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
     by: Annotated[str | None, typer.Option("--by", help="Who runs the gate.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
+    engine: EngineOption = "local",
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Exit non-zero, naming each failing threshold, unless the policy passes the battery.
 
     With --version: gate a registered version (battery, off-policy bound, KL); store the record.
     """
+    chosen_engine = _engine(engine, ray_address)
     if version is None:
         from rlops.sim.cli import gate_command
 
-        raise typer.Exit(gate_command(app_name, policy, seeds, thresholds))
+        raise typer.Exit(gate_command(app_name, policy, seeds, thresholds, chosen_engine))
     from rlops.registry.gate_command import GateRequest, gate_version
 
     request = GateRequest(
@@ -344,6 +485,7 @@ def gate(
         resamples=resamples,
         by=by,
         as_json=as_json,
+        engine=chosen_engine,
     )
     raise typer.Exit(gate_version(request))
 
@@ -364,6 +506,10 @@ from rlops.monitoring.commands import monitor_app  # noqa: E402
 from rlops.serving.feature_commands import features_app  # noqa: E402
 
 app.add_typer(features_app, name="features")
+# The retraining loop (issue 9).
+from rlops.pipeline.loop_command import loop as _loop  # noqa: E402
+
+app.command("loop")(_loop)
 app.add_typer(monitor_app, name="monitor")
 
 

@@ -1,7 +1,9 @@
 """A private ``redis-server`` that a test may stop and start, leaving the shared one alone.
 
 It listens on 127.0.0.1 on a free port, persists nothing (``--save "" --appendonly no``)
-and keeps its port across ``stop()``/``start()``, so clients built on :attr:`url` reconnect
+unless asked for an append-only file fsynced on every write (``appendonly=True``: what a
+test that restarts Redis and expects its data back needs), and keeps its port across
+``stop()``/``start()``, so clients built on :attr:`url` reconnect
 to the restarted server as they would to a production Redis coming back.
 """
 
@@ -39,8 +41,11 @@ def answers_ping(port: int, timeout: float = 0.2) -> bool:
 class PrivateRedis:
     """One ``redis-server`` process on a fixed port, stopped and started on demand."""
 
-    def __init__(self, binary: str = REDIS_SERVER, *, ready_timeout: float = 10.0) -> None:
+    def __init__(
+        self, binary: str = REDIS_SERVER, *, ready_timeout: float = 10.0, appendonly: bool = False
+    ) -> None:
         self.binary = binary
+        self.appendonly = appendonly
         self.ready_timeout = ready_timeout
         self._dir = Path(tempfile.mkdtemp(prefix="rlops-redis-"))
         self.port = free_port()
@@ -79,7 +84,8 @@ class PrivateRedis:
                 "--port", str(self.port),
                 "--bind", "127.0.0.1",
                 "--save", "",
-                "--appendonly", "no",
+                "--appendonly", "yes" if self.appendonly else "no",
+                "--appendfsync", "always",
                 "--dir", str(self._dir),
                 "--logfile", str(log),
                 "--daemonize", "no",

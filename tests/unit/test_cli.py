@@ -59,12 +59,7 @@ def test_snapshot_command_and_errors(tmp_path: Path) -> None:
     assert kind.exit_code == 2
 
 
-def test_demo_runs_the_loop(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["demo", "--out", str(tmp_path), "--decisions", "700"])
-    assert result.exit_code == 0, result.output
-    with open_log(tmp_path / "log.db") as log:
-        stats = log.stats()
-    assert stats.decisions == stats.examples_current == 700
-    assert stats.outcomes["new"] == 0 and stats.outcomes["quarantined"] == 1
-    assert stats.examples_late == 25
-    assert list((tmp_path / "snapshots").glob("*.parquet"))
+def test_demo_refuses_an_unknown_application(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demo", "chess", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "unknown demo" in result.output
+    assert not list(tmp_path.iterdir())

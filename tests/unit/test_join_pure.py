@@ -36,6 +36,22 @@ def test_aggregations_over_event_time(aggregation: str, expected: float) -> None
     assert aggregate_signals(1000.0, values, config) == {"x": expected}
 
 
+@pytest.mark.parametrize("aggregation", ["sum", "earliest", "latest", "mean", "min", "max"])
+def test_one_outcome_aggregates_to_its_own_values_inside_their_windows(aggregation: str) -> None:
+    """One outcome takes a shortcut past the reducers: it must agree with them, and keep
+    the window's boundary (an outcome exactly at its signal's limit counts)."""
+    config = JoinConfig(
+        "pricing", pricing_reward, 100.0, aggregation=aggregation,  # type: ignore[arg-type]
+        signal_windows={"a": 10.0, "b": 5.0},
+    )  # fmt: skip
+    only = Outcome("o", D.event_id, 1010.0, {"b": 2.0, "a": -1.5, "c": 0.25})
+    assert aggregate_signals(1000.0, [only], config) == {"a": -1.5, "c": 0.25}
+    assert list(aggregate_signals(1000.0, [only], config)) == ["a", "c"]  # sorted, as many
+    twin = Outcome("p", D.event_id, 1010.0, {"a": -1.5})
+    many = aggregate_signals(1000.0, [only, twin], config)
+    assert many["c"] == 0.25 and list(many) == ["a", "c"]
+
+
 def test_signal_windows_and_overrides() -> None:
     config = pricing_join_config()
     sale_late = Outcome("s", D.event_id, D.ts + 7200, {"converted": 1, "margin_rate": 0.3})

@@ -20,12 +20,12 @@ import numpy.typing as npt
 from rlops.core.canonical import content_hash
 from rlops.core.errors import NotFoundError, ValidationError
 
-_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+\-]{0,127}$")
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+\-]{0,127}$")
 
 
 def check_id(value: object, field_name: str) -> str:
     """Ids are short printable tokens: they travel in URLs, logs and metric labels."""
-    if not isinstance(value, str) or not _ID_PATTERN.match(value):
+    if not isinstance(value, str) or not ID_PATTERN.match(value):
         raise ValidationError(
             f"{field_name} must be 1-128 characters of letters, digits and _.:+- "
             f"starting with a letter or digit, got {value!r}",

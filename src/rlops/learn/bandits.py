@@ -253,6 +253,44 @@ class BanditLearner:
         self.a_inv, self.b = a_inv, b
         self.events += len(r)
 
+    def revise(
+        self,
+        features: npt.ArrayLike,
+        actions: npt.ArrayLike | Sequence[str],
+        old_rewards: npt.ArrayLike,
+        new_rewards: npt.ArrayLike,
+        weights: npt.ArrayLike | None = None,
+    ) -> None:
+        """Replace the rewards of events already folded in (a late outcome revised them).
+
+        An event enters ``A`` through its features and weight only, and ``b`` as
+        ``w r x``; a revision changes ``r`` alone, so replacing it is
+        ``b <- b + w (r_new - r_old) x`` with ``A`` untouched: the very state that folding
+        the revised reward in the first place would have given. Under forgetting the old
+        reward has decayed by an amount the state does not record, so this needs
+        ``gamma_forget == 1``. Checked in full first; a failure changes nothing.
+        """
+        if self.config.gamma_forget != 1.0:
+            raise ValidationError(
+                "replacing a folded reward needs gamma_forget == 1: with forgetting the "
+                "old reward's decayed share is not recorded",
+                field="gamma_forget",
+            )
+        x, acts, new, w = self._checked(features, actions, new_rewards, weights)
+        old = np.asarray(old_rewards, dtype=np.float64).reshape(-1)
+        if old.shape != new.shape or not np.all(np.isfinite(old)):
+            raise ValidationError(f"old_rewards must be {len(new)} finite numbers", field="rewards")
+        z1 = augment((x - self.shift) / self.scale)
+        delta = w * (new - old)
+        b = self.b.copy()
+        if self.config.form == "disjoint":
+            np.add.at(b, acts, delta[:, None] * z1)
+        else:
+            phi = action_basis(self.catalog.feature_matrix(), self.config.action_map)
+            b += joint_features(z1, phi[acts]).T @ delta
+        check_state(self.a_inv, b)
+        self.b = b
+
     def learn(self, data: LoggedData) -> None:
         """Continue from logged data, events in time order; chosen actions are matched to
         this learner's catalog by id (an action it does not hold is an error)."""

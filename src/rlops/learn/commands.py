@@ -4,26 +4,70 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from rlops.core.errors import RlopsError
 
+if TYPE_CHECKING:
+    from rlops.learn.data import LoggedData
+    from rlops.scale.engine import EngineConfig
+    from rlops.scale.tune import TuneResult
 
-def _config(text: str | None) -> dict[str, Any]:
-    """``--config`` is inline JSON or the path of a JSON file."""
+
+@dataclass(frozen=True, slots=True)
+class TuneRequest:
+    """``rlops train --tune``: the space, how many draws (None: its grid), how to score."""
+
+    space: str | None
+    num_samples: int | None
+    estimator: str
+    holdout: float
+    engine: EngineConfig
+
+
+def _config(text: str | None, option: str = "--config") -> dict[str, Any]:
+    """``--config`` (or ``--space``) is inline JSON or the path of a JSON file."""
     if not text:
         return {}
     raw = Path(text).read_text() if Path(text).is_file() else text
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise typer.BadParameter(f"--config is neither a JSON file nor JSON: {exc}") from None
+        raise typer.BadParameter(f"{option} is neither a JSON file nor JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise typer.BadParameter("--config must be a JSON object")
+        raise typer.BadParameter(f"{option} must be a JSON object")
     return data
+
+
+def _tune(
+    learner: str, data: LoggedData, settings: dict[str, Any], seed: int, request: TuneRequest
+) -> tuple[dict[str, Any], TuneResult]:
+    """Search ``request``'s space; ``settings`` (``--config``) hold for every candidate."""
+    from rlops.scale.tune import tune_offline
+
+    space = _config(request.space, "--space")
+    if not space:
+        raise typer.BadParameter("--tune needs --space")
+    overlap = set(space) & set(settings)
+    if overlap:
+        raise typer.BadParameter(f"{sorted(overlap)} are in both --config and --space")
+    result = tune_offline(
+        learner,
+        data,
+        space,
+        engine=request.engine,
+        num_samples=request.num_samples,
+        seed=seed,
+        estimator=request.estimator,  # type: ignore[arg-type]  # checked by tune_offline
+        holdout=request.holdout,
+        fixed=settings,
+    )
+    typer.echo(result.table())
+    return {**settings, **result.best_config}, result
 
 
 def train_command(
@@ -37,6 +81,7 @@ def train_command(
     parent: Path | None,
     old_snapshot: Path | None,
     old_fraction: float,
+    tuning: TuneRequest | None = None,
 ) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -46,6 +91,8 @@ def train_command(
     settings = _config(config)
     if learner not in LEARNERS:
         raise typer.BadParameter(f"--learner must be one of {list(LEARNERS)}")
+    if tuning is not None and learner in ONLINE:
+        raise typer.BadParameter(f"--tune applies to offline learners, not {learner}")
     columns = (TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=True) as bar:
         task = bar.add_task(f"training {learner}", total=None)
@@ -78,10 +125,18 @@ def train_command(
                 if old_snapshot is not None:
                     old = LoggedData.from_snapshot(old_snapshot, schema, catalog)
                     data = mix(old, data, old_fraction=old_fraction, seed=seed)
+                evaluation: dict[str, Any] = {}
+                if tuning is not None:
+                    bar.update(task, description=f"tuning {learner}")
+                    settings, tuned = _tune(learner, data, settings, seed, tuning)
+                    evaluation["tuning"] = tuned.to_json()
+                    bar.update(task, description=f"training {learner}")
                 trained = train_offline(
                     learner, data, settings, seed=seed, parent=loaded, progress=progress
                 )
-                manifest = save_trained(out, trained, app=app, created_at=time.time())
+                manifest = save_trained(
+                    out, trained, app=app, created_at=time.time(), evaluation=evaluation
+                )
         except RlopsError as error:
             typer.secho(f"error: {error.message}", err=True, fg=typer.colors.RED)
             raise typer.Exit(code=2) from None

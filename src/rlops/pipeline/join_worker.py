@@ -9,7 +9,7 @@ that writes its example.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from rlops.core.clock import Clock, RealClock
@@ -34,7 +34,10 @@ class JoinWorker:
         *,
         clock: Clock | None = None,
         batch_size: int = 1000,
+        hooks: Sequence[Callable[[float], object]] = (),
     ) -> None:
+        """``hooks`` are called with the step time ``now`` after each :meth:`run_once`
+        (an online learner reads the examples just written)."""
         items = list(configs.values()) if isinstance(configs, Mapping) else list(configs)
         if not items:
             raise ValidationError("the join worker needs at least one JoinConfig", field="configs")
@@ -47,20 +50,26 @@ class JoinWorker:
         self.configs = tuple(items)
         self.clock = clock or RealClock()
         self.batch_size = batch_size
+        #: Called with the pass's ``now`` after each :meth:`run_once`, once its examples
+        #: are committed (an online learner follows the join this way). A hook that raises
+        #: stops the pass's caller; the join itself has already committed.
+        self.hooks = tuple(hooks)
 
     def run_once(
         self,
         *,
         fault: Fault | None = None,
         progress: Callable[[JoinStepReport], None] | None = None,
+        wait: bool = True,
     ) -> WorkerReport:
-        """Step until nothing is due at the clock's current time."""
+        """Step until nothing is due at the clock's current time (with ``wait=False``,
+        or until another process is found joining: it will catch up)."""
         now = self.clock.now()
         total, steps = JoinStepReport(), 0
         for config in self.configs:
             while True:
                 report = self.log.join_step(
-                    config, now=now, batch_size=self.batch_size, fault=fault
+                    config, now=now, batch_size=self.batch_size, fault=fault, wait=wait
                 )
                 steps += 1
                 total = total + report
@@ -68,6 +77,8 @@ class JoinWorker:
                     progress(report)
                 if report.work == 0:
                     break
+        for hook in self.hooks:
+            hook(now)
         return WorkerReport(steps=steps, total=total)
 
     def run_forever(

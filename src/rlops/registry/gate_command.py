@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import typer
 
 from rlops.registry.commands import opened
+from rlops.scale.engine import EngineConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,7 @@ class GateRequest:
     resamples: int
     by: str | None
     as_json: bool
+    engine: EngineConfig = field(default_factory=EngineConfig)
 
 
 def gate_version(request: GateRequest) -> int:
@@ -76,18 +78,23 @@ def gate_version(request: GateRequest) -> int:
         typer.secho(f"error ({error.code}): {error.message}", err=True, fg=typer.colors.RED)
         return 2
     with opened(r.root, r.index) as registry:
-        record = evaluate_gate(
-            registry,
-            r.name,
-            r.version,
-            examples=examples,
-            thresholds=rules,
-            baseline=baseline,
-            baseline_name=r.baseline,
-            battery_config=BatteryConfig(seeds=tuple(range(r.seeds))),
-            config=config,
-            actor=r.by,
-        )
+        try:
+            record = evaluate_gate(
+                registry,
+                r.name,
+                r.version,
+                examples=examples,
+                thresholds=rules,
+                baseline=baseline,
+                baseline_name=r.baseline,
+                battery_config=BatteryConfig(seeds=tuple(range(r.seeds))),
+                config=config,
+                actor=r.by,
+                engine=r.engine,
+            )
+        except RlopsError as error:
+            typer.secho(f"error ({error.code}): {error.message}", err=True, fg=typer.colors.RED)
+            return 2
     if r.as_json:
         typer.echo(json.dumps(record.to_json(), indent=2, sort_keys=True))
     else:

@@ -31,6 +31,7 @@ from rlops.policies.stack import renormalised
 from rlops.registry.gate_record import BatteryCheck, GateRecord, KlCheck, OffPolicyCheck
 from rlops.registry.records import PRODUCTION
 from rlops.registry.registry import Registry, default_actor
+from rlops.scale.engine import EngineConfig
 from rlops.sim.battery import BatteryConfig
 from rlops.sim.gate import GateResult, Thresholds, run_gate
 
@@ -80,10 +81,15 @@ class GateConfig:
 
 
 def battery_check(
-    policy: Policy, thresholds: Thresholds, config: BatteryConfig | None = None
+    policy: Policy,
+    thresholds: Thresholds,
+    config: BatteryConfig | None = None,
+    *,
+    engine: str | EngineConfig = "local",
 ) -> BatteryCheck:
     """The scenario battery against ``thresholds`` (failures listed first)."""
-    return battery_record(run_gate(policy, thresholds, config=config), thresholds.app)
+    result = run_gate(policy, thresholds, config=config, engine=engine)
+    return battery_record(result, thresholds.app)
 
 
 def battery_record(result: GateResult, app: str) -> BatteryCheck:
@@ -215,8 +221,12 @@ def evaluate_gate(
     config: GateConfig | None = None,
     actor: str | None = None,
     production_alias: str = PRODUCTION,
+    engine: str | EngineConfig = "local",
 ) -> GateRecord:
-    """Run the three checks on ``name``/``version`` and store the record in ``registry``."""
+    """Run the three checks on ``name``/``version`` and store the record in ``registry``.
+
+    ``engine`` says where the scenario battery runs (``ray``: over Ray actors).
+    """
     from rlops.ope.data import LoggedBandit
 
     config = config or GateConfig()
@@ -237,7 +247,7 @@ def evaluate_gate(
         floor=config.baseline_floor,
         baseline_name=baseline_name,
     )
-    battery = battery_check(candidate.policy, thresholds, battery_config)
+    battery = battery_check(candidate.policy, thresholds, battery_config, engine=engine)
     record = GateRecord(
         name=name,
         version=version,

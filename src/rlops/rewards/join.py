@@ -88,9 +88,24 @@ def aggregate_signals(
     decision_ts: float, outcomes: Sequence[Outcome], config: JoinConfig
 ) -> dict[str, float]:
     """Combine the signals of a decision's outcomes, signal by signal."""
+    return _aggregate(decision_ts, ordered(outcomes), config)
+
+
+def _aggregate(
+    decision_ts: float, outcomes: Sequence[Outcome], config: JoinConfig
+) -> dict[str, float]:
+    """:func:`aggregate_signals` over outcomes already :func:`ordered`."""
+    if len(outcomes) == 1:  # the common case: every reducer of one value is that value
+        only = outcomes[0]
+        windows = config.signal_windows
+        return {
+            name: float(value)
+            for name, value in sorted(only.signals.items())
+            if (limit := windows.get(name)) is None or not only.ts > decision_ts + limit
+        }
     values: dict[str, list[float]] = {}
     # fsum raises on intermediate overflow; score() turns that into a defaulted example.
-    for outcome in ordered(outcomes):
+    for outcome in outcomes:
         for name, value in outcome.signals.items():
             limit = config.signal_windows.get(name)
             if limit is not None and outcome.ts > decision_ts + limit:
@@ -143,7 +158,7 @@ def join_decision(
     signals: dict[str, float] = {}
     reward, components, defaulted = config.default_reward, {}, True
     if unique:
-        signals = aggregate_signals(decision.ts, unique, config)
+        signals = _aggregate(decision.ts, unique, config)
         scored = score(config.reward, signals)
         if scored is not None:
             reward, components, defaulted = scored.total, scored.components, False

@@ -24,9 +24,7 @@ import fcntl
 import hashlib
 import logging
 import math
-import os
 import re
-import tempfile
 import threading
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -42,6 +40,7 @@ import orjson
 
 from rlops.core.errors import ConflictError, NotFoundError, ValidationError
 from rlops.core.features import FeatureValue
+from rlops.core.files import write_atomic
 from rlops.core.records import check_features
 from rlops.exploration.explorer import ExplorationConfig
 
@@ -310,23 +309,7 @@ def segment_mask(
 
 def save_experiment(path: Path, experiment: Experiment) -> None:
     """Write atomically: a reader sees the old file or the new one, never a torn one."""
-    data = orjson.dumps(experiment.to_json(), option=orjson.OPT_INDENT_2)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # makes the rename itself durable
-    finally:
-        os.close(directory)
+    write_atomic(path, orjson.dumps(experiment.to_json(), option=orjson.OPT_INDENT_2))
 
 
 def load_experiment(path: Path) -> Experiment:
@@ -431,12 +414,13 @@ class Router:
     def _follow(self, interval: float) -> None:
         while not self._stop.is_set():
             try:
-                self._poll()
+                self.refresh()
             except Exception:  # an unreadable directory must not end the follower
                 log.exception("following %s failed; retrying", self.path)
             self._stop.wait(interval)
 
-    def _poll(self) -> None:
+    def refresh(self) -> None:
+        """Adopt the file's experiment now if another process wrote a newer revision."""
         path = self.path
         signature = None if path is None else _signature(path)
         if path is None or signature is None or signature == self._seen:

@@ -51,7 +51,7 @@ from rlops.serving.metrics import ServerMetrics
 from rlops.serving.monitoring import AlertLoop, LogWatcher, MonitorCollector
 from rlops.serving.service import DecisionService, ServiceConfig
 from rlops.serving.writer import GroupCommitWriter
-from rlops.store import open_log
+from rlops.stream.transport import open_sink
 
 ENV = "RLOPS_SERVE_CONFIG"
 TOKENS_ENV = "RLOPS_TOKENS"
@@ -67,6 +67,10 @@ class ServerConfig:
     registry: str = "rlops-registry"
     registry_index: str | None = None
     log: str = "sqlite:///rlops-log.db"
+    #: Where accepted decisions and outcomes go: ``log`` (appended to the log) or a Redis
+    #: Streams URL (``redis://host:port/db?stream=rlops&partitions=8``), from which
+    #: ``rlops join --transport`` workers write the log.
+    transport: str = "log"
     features: str = "memory"
     experiment: str | None = None
     tokens: str | None = None
@@ -167,7 +171,9 @@ def build(config: ServerConfig, *, metrics: ServerMetrics | None = None) -> Serv
         metrics.commit_rows.labels(kind).inc(rows)
 
     writer = GroupCommitWriter(
-        lambda: open_log(config.log), max_pending=config.max_pending, on_commit=on_commit
+        lambda: open_sink(config.transport, config.log),
+        max_pending=config.max_pending,
+        on_commit=on_commit,
     ).start()
     store = open_feature_store(config.features, config.app)
     monitor = (

@@ -179,6 +179,33 @@ def advisor_metrics(
     return {name: value / count for name, value in sums.items()}
 
 
+def seed_metrics(
+    policy: Policy, scenario: Scenario, seed: int, config: BatteryConfig
+) -> dict[str, float]:
+    """One (scenario, seed) rollout's metrics: the unit of work an engine may farm out."""
+    if isinstance(scenario, PricingScenario):
+        return pricing_metrics(policy, scenario, seed, config)
+    return advisor_metrics(policy, scenario, seed, config)
+
+
+def summarise(
+    app: str,
+    policy_name: str,
+    config: BatteryConfig,
+    scenarios: Sequence[Scenario],
+    per_seed: Sequence[Sequence[Mapping[str, float]]],
+) -> BatteryResult:
+    """The battery from ``per_seed[i][j]``: scenario ``i``'s metrics on ``config.seeds[j]``."""
+    results = []
+    for scenario, rows in zip(scenarios, per_seed, strict=True):
+        metrics = {
+            name: MetricSummary.of([m[name] for m in rows], config.confidence) for name in rows[0]
+        }
+        results.append(ScenarioResult(scenario.name, metrics))
+    names = PRICING_METRICS if app == "pricing" else ADVISOR_METRICS
+    return BatteryResult(app, policy_name, tuple(config.seeds), tuple(results), names)
+
+
 def evaluate(
     policy: Policy,
     app: str,
@@ -190,18 +217,5 @@ def evaluate(
     """Run ``policy`` on every scenario of ``app`` (or those given) over every seed."""
     config = config or BatteryConfig()
     chosen = tuple(scenarios) if scenarios is not None else scenarios_for(app)
-    results = []
-    for scenario in chosen:
-        per_seed: list[dict[str, float]] = []
-        for seed in config.seeds:
-            if isinstance(scenario, PricingScenario):
-                per_seed.append(pricing_metrics(policy, scenario, seed, config))
-            else:
-                per_seed.append(advisor_metrics(policy, scenario, seed, config))
-        metrics = {
-            name: MetricSummary.of([m[name] for m in per_seed], config.confidence)
-            for name in per_seed[0]
-        }
-        results.append(ScenarioResult(scenario.name, metrics))
-    names = PRICING_METRICS if app == "pricing" else ADVISOR_METRICS
-    return BatteryResult(app, policy_name, tuple(config.seeds), tuple(results), names)
+    per_seed = [[seed_metrics(policy, s, seed, config) for seed in config.seeds] for s in chosen]
+    return summarise(app, policy_name, config, chosen, per_seed)

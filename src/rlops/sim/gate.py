@@ -23,11 +23,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from rlops.core.errors import ValidationError
 from rlops.sim.baselines import Policy, named_policy
-from rlops.sim.battery import BatteryConfig, BatteryResult, evaluate
+from rlops.sim.battery import BatteryConfig, BatteryResult
+
+if TYPE_CHECKING:
+    from rlops.scale.engine import EngineConfig
 
 Relative = Literal["absolute", "baseline_delta", "baseline_ratio"]
 _RELATIVE = ("absolute", "baseline_delta", "baseline_ratio")
@@ -176,15 +179,22 @@ def run_gate(
     *,
     config: BatteryConfig | None = None,
     policy_name: str = "candidate",
+    engine: str | EngineConfig = "local",
 ) -> GateResult:
-    """Run the battery on ``policy`` (and on the baseline rules if a rule needs them)."""
-    candidate = evaluate(policy, thresholds.app, config=config, policy_name=policy_name)
+    """Run the battery on ``policy`` (and on the baseline rules if a rule needs them).
+
+    ``engine`` ``ray`` fans the rollouts out over Ray actors; the verdict is the same.
+    """
+    from rlops.scale.battery import run_battery
+
+    candidate = run_battery(policy, thresholds.app, config, engine=engine, policy_name=policy_name)
     baseline = None
     if thresholds.needs_baseline:
-        baseline = evaluate(
+        baseline = run_battery(
             named_policy(thresholds.app, "baseline"),
             thresholds.app,
-            config=config,
+            config,
+            engine=engine,
             policy_name="baseline",
         )
     return check(candidate, thresholds, baseline)

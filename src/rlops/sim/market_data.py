@@ -123,11 +123,18 @@ class Garch:
 
 @lru_cache(maxsize=1)
 def fitted_garch() -> Garch:
-    """GARCH(1,1) with a constant mean, fitted by ``arch`` to shipped equity returns."""
+    """GARCH(1,1) with a constant mean, fitted by ``arch`` to shipped equity returns.
+
+    Fitted on one BLAS thread: the optimiser's sums over 5,000 days round differently
+    with the thread count, and the fit must not depend on the machine or on the process
+    running it (a Ray worker runs with one thread), or a battery's metrics would.
+    """
     from arch import arch_model
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # no stubs
 
     equity = 100.0 * history().returns[1:, 0]
-    result = arch_model(equity, mean="Constant", vol="GARCH", p=1, q=1).fit(disp="off")
+    with threadpool_limits(limits=1):
+        result = arch_model(equity, mean="Constant", vol="GARCH", p=1, q=1).fit(disp="off")
     params = result.params
     return Garch(
         mu=float(params["mu"]),

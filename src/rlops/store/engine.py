@@ -38,6 +38,11 @@ class Engine(Protocol):
         """Serialise join steps across processes for the rest of ``tx``."""
         ...
 
+    def join_turn(self, wait: bool) -> AbstractContextManager[bool]:
+        """Whether this process may run a join step now (True) or another one is (False,
+        only when not ``wait``): joiners take turns, appenders never wait on them."""
+        ...
+
     def lock_append(self, tx: Tx) -> None:
         """Taken by decision appends (shared among them)."""
         ...

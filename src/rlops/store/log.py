@@ -68,6 +68,7 @@ class JoinStepReport:
     late_outcomes: int = 0
     quarantined: int = 0
     released: int = 0
+    skipped: int = 0  # steps not taken: another join was running (``wait=False``)
 
     @property
     def work(self) -> int:
@@ -81,6 +82,7 @@ class JoinStepReport:
             late_outcomes=self.late_outcomes + other.late_outcomes,
             quarantined=self.quarantined + other.quarantined,
             released=self.released + other.released,
+            skipped=self.skipped + other.skipped,
         )
 
 
@@ -128,8 +130,24 @@ class DecisionLog(Protocol):
         end: float | None = None,
     ) -> list[Example]: ...
 
+    def examples_joined(
+        self,
+        *,
+        since: float,
+        app: str | None = None,
+        reward_spec: str | None = None,
+        current_only: bool = True,
+        event_ids: Sequence[str] | None = None,
+    ) -> list[Example]: ...
+
     def count_decisions(
-        self, *, start: float | None = None, end: float | None = None, app: str | None = None
+        self,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        app: str | None = None,
+        arm: str | None = None,
+        policy_version: str | None = None,
     ) -> int: ...
 
     def count_outcomes(self, *, start: float | None = None, end: float | None = None) -> int: ...
@@ -147,6 +165,7 @@ class DecisionLog(Protocol):
         now: float,
         batch_size: int = 1000,
         fault: Fault | None = None,
+        wait: bool = True,
     ) -> JoinStepReport: ...
 
     def rescore(

@@ -50,12 +50,26 @@ CREATE TABLE IF NOT EXISTS pending (
     app TEXT NOT NULL,
     ts DOUBLE PRECISION NOT NULL
 );
-CREATE INDEX IF NOT EXISTS pending_due ON pending (app, ts);
+-- Due decisions come out in index order (time, then id): no sort of the whole backlog.
+DROP INDEX IF EXISTS pending_due;
+CREATE INDEX IF NOT EXISTS pending_due_order ON pending (app, ts, event_id);
 CREATE TABLE IF NOT EXISTS join_cursor (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     seq BIGINT NOT NULL
 );
 INSERT INTO join_cursor VALUES (1, 0) ON CONFLICT DO NOTHING;
+-- Outcomes arrived up to ``ingested`` (set under the ingest lock, so no lower sequence
+-- number is uncommitted) and classified up to ``classified`` (by the join).
+CREATE TABLE IF NOT EXISTS outcome_cursor (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    ingested BIGINT NOT NULL,
+    classified BIGINT NOT NULL
+);
+INSERT INTO outcome_cursor VALUES (1, 0, 0) ON CONFLICT DO NOTHING;
+-- Decisions already joined that received new outcomes: each gets a late revision.
+CREATE TABLE IF NOT EXISTS rejoin (
+    event_id TEXT PRIMARY KEY
+);
 CREATE TABLE IF NOT EXISTS outcomes (
     seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     outcome_id TEXT NOT NULL UNIQUE,
@@ -168,6 +182,11 @@ class PostgresEngine:
     def read(self) -> Iterator[_PgTx]:
         with self._lock, self._conn.transaction(), self._conn.cursor() as cursor:
             yield _PgTx(cursor)
+
+    @contextmanager
+    def join_turn(self, wait: bool) -> Iterator[bool]:
+        """Always a turn: joiners queue on the advisory lock of :meth:`lock_join`."""
+        yield True
 
     def lock_join(self, tx: Tx) -> None:
         tx.execute("SELECT pg_advisory_xact_lock(?)", (self._join_key,))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections import defaultdict
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from itertools import repeat
 from operator import itemgetter
@@ -29,7 +28,7 @@ import orjson
 
 from rlops.core.errors import IntegrityError, ValidationError
 from rlops.core.records import Decision, Example, Outcome
-from rlops.rewards.join import JoinConfig, join_decision, rescore
+from rlops.rewards.join import JoinConfig, rescore
 from rlops.rewards.spec import RewardFunction
 from rlops.store.codec import (
     ACTION_SET_COLUMNS,
@@ -55,15 +54,12 @@ from rlops.store.log import (
     LogStats,
     OutcomeStatus,
 )
+from rlops.store.sql_join import SqlJoin
 
 _DECISION_SELECT = "SELECT " + ", ".join(DECISION_COLUMNS) + " FROM decisions"
 _OUTCOME_SELECT = "SELECT outcome_id, event_id, ts, signals FROM outcomes"
 _ACTION_SET = itemgetter(DECISION_COLUMNS.index("action_set"))
 _MAX_KNOWN_SETS = 65536
-
-
-def _no_fault(point: str) -> None:
-    return None
 
 
 def _check_batch(records: Sequence[object], kind: type, name: str) -> None:
@@ -110,6 +106,7 @@ class SqlDecisionLog:
         # Action sets known to be committed in this database, by key: an append writes
         # a set only the first time this log meets it, and reads resolve keys from here.
         self._action_sets: dict[int, tuple[str, ...]] = {}
+        self._join = SqlJoin(engine, self._decode)
 
     # ---------------------------------------------------------------- appends
 
@@ -188,6 +185,7 @@ class SqlDecisionLog:
         received_at = time.time()
         rows = [outcome_row(o, received_at) for o in outcomes]
         with self._engine.write() as tx:
+            self._engine.lock_append(tx)  # outcome sequence numbers commit in order too
             inserted = self._engine.insert_ignore(tx, "outcomes", OUTCOME_COLUMNS, rows)
             duplicates = len(rows) - inserted
             if duplicates:
@@ -291,16 +289,63 @@ class SqlDecisionLog:
         with self._engine.read() as tx:
             return [example_from_body(r[0]) for r in tx.query(sql, params)]
 
+    def examples_joined(
+        self,
+        *,
+        since: float,
+        app: str | None = None,
+        reward_spec: str | None = None,
+        current_only: bool = True,
+        event_ids: Sequence[str] | None = None,
+    ) -> list[Example]:
+        """Examples joined at or after ``since`` (join time, not decision time), in join order
+        ``(joined_at, event_id, reward_spec, revision)``: what a consumer that follows the
+        join (an online learner) has not seen yet. ``since`` is inclusive because one join
+        step stamps all its examples with the same ``joined_at``: a consumer keeps the keys
+        it took at its cursor's time and skips them. ``event_ids`` narrows to those events
+        (with ``current_only=False``, their revision history).
+        """
+        if isinstance(since, bool) or not isinstance(since, int | float) or math.isnan(since):
+            raise ValidationError(f"since must be a time, got {since!r}", field="since")
+        params: list[Any] = []
+        clauses = _range("joined_at", since, None, params)
+        _equal("app", app, clauses, params)
+        _equal("reward_spec", reward_spec, clauses, params)
+        if current_only:
+            clauses.append("is_current = 1")
+        if event_ids is not None:
+            if not event_ids:
+                return []
+            predicate, ids = self._engine.any_of("event_id", list(event_ids))
+            clauses.append(predicate)
+            params.extend(ids)
+        sql = (
+            "SELECT body FROM examples"
+            + _where(clauses)
+            + " ORDER BY joined_at, event_id, reward_spec, revision"
+        )
+        with self._engine.read() as tx:
+            return [example_from_body(r[0]) for r in tx.query(sql, params)]
+
     def _count(self, sql: str, params: Sequence[Any]) -> int:
         with self._engine.read() as tx:
             return int(tx.query(sql, params)[0][0])
 
     def count_decisions(
-        self, *, start: float | None = None, end: float | None = None, app: str | None = None
+        self,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        app: str | None = None,
+        arm: str | None = None,
+        policy_version: str | None = None,
     ) -> int:
+        """Decisions in ``[start, end)``, optionally of one app, arm and policy version."""
         params: list[Any] = []
         clauses = _range("ts", start, end, params)
         _equal("app", app, clauses, params)
+        _equal("arm", arm, clauses, params)
+        _equal("policy_version", policy_version, clauses, params)
         return self._count("SELECT COUNT(*) FROM decisions" + _where(clauses), params)
 
     def count_outcomes(self, *, start: float | None = None, end: float | None = None) -> int:
@@ -381,169 +426,10 @@ class SqlDecisionLog:
         now: float,
         batch_size: int = 1000,
         fault: Fault | None = None,
+        wait: bool = True,
     ) -> JoinStepReport:
-        """One atomic step of the delayed-reward join for ``config.app``.
-
-        Releases quarantined outcomes whose decision has arrived, quarantines new ones
-        with no decision, joins up to ``batch_size`` decisions whose window has closed at
-        ``now``, and re-emits up to ``batch_size`` examples that received late outcomes.
-        """
-        if batch_size < 1:
-            raise ValidationError("batch_size must be >= 1", field="batch_size")
-        if isinstance(now, bool) or not isinstance(now, int | float) or not math.isfinite(now):
-            raise ValidationError(f"now must be a finite time, got {now!r}", field="now")
-        hit = fault or _no_fault
-        engine = self._engine
-        with engine.write() as tx:
-            engine.lock_ingest(tx)
-            self._ingest(tx)
-            hit("ingested")
-        with engine.write() as tx:
-            engine.lock_join(tx)
-            released = tx.execute(
-                "UPDATE outcomes SET status = 'new' WHERE status = 'quarantined' AND EXISTS"
-                " (SELECT 1 FROM decisions d WHERE d.event_id = outcomes.event_id)"
-            )
-            quarantined = tx.execute(
-                "UPDATE outcomes SET status = 'quarantined' WHERE status = 'new' AND NOT EXISTS"
-                " (SELECT 1 FROM decisions d WHERE d.event_id = outcomes.event_id)"
-            )
-            hit("classified")
-            joined, defaulted = self._join_due(tx, config, now, batch_size, hit)
-            late_examples, late_outcomes = self._rejoin_late(tx, config, now, batch_size, hit)
-            tx.execute(
-                "INSERT INTO join_progress (app, steps, examples, last_step_at) VALUES (?, 1, ?, ?)"
-                " ON CONFLICT (app) DO UPDATE SET steps = join_progress.steps + 1,"
-                " examples = join_progress.examples + excluded.examples,"
-                " last_step_at = excluded.last_step_at",
-                (config.app, joined + late_examples, now),
-            )
-            hit("before_commit")
-        return JoinStepReport(
-            joined=joined,
-            defaulted=defaulted,
-            late_examples=late_examples,
-            late_outcomes=late_outcomes,
-            quarantined=quarantined,
-            released=released,
-        )
-
-    @staticmethod
-    def _ingest(tx: Tx) -> None:
-        """Move decisions appended since the cursor into ``pending`` (waiting to be joined).
-
-        Done here rather than on append so the append path keeps a single index.
-        """
-        cursor = int(tx.query("SELECT seq FROM join_cursor")[0][0])
-        top = tx.query("SELECT MAX(seq) FROM decisions")[0][0]
-        if top is None or int(top) <= cursor:
-            return
-        tx.execute(
-            "INSERT INTO pending (event_id, app, ts) SELECT event_id, app, ts FROM decisions"
-            " WHERE seq > ? AND seq <= ? ON CONFLICT DO NOTHING",
-            (cursor, int(top)),
-        )
-        tx.execute("UPDATE join_cursor SET seq = ?", (int(top),))
-
-    def _new_outcomes_of(self, tx: Tx, event_ids: Sequence[str]) -> dict[str, list[Outcome]]:
-        predicate, params = self._engine.any_of("event_id", event_ids)
-        rows = tx.query(_OUTCOME_SELECT + f" WHERE status = 'new' AND {predicate}", params)
-        grouped: dict[str, list[Outcome]] = defaultdict(list)
-        for row in rows:
-            grouped[row[1]].append(outcome_from_row(row))
-        return grouped
-
-    def _mark_outcomes(self, tx: Tx, outcomes: Sequence[Outcome], status: str) -> None:
-        if outcomes:
-            predicate, params = self._engine.any_of("outcome_id", [o.outcome_id for o in outcomes])
-            tx.execute(f"UPDATE outcomes SET status = ? WHERE {predicate}", [status, *params])
-
-    def _join_due(
-        self, tx: Tx, config: JoinConfig, now: float, batch_size: int, hit: Fault
-    ) -> tuple[int, int]:
-        rows = tx.query(
-            "SELECT "
-            + ", ".join(f"d.{c}" for c in DECISION_COLUMNS)
-            + " FROM pending p JOIN decisions d ON d.event_id = p.event_id"
-            f" WHERE p.app = ? AND p.ts <= ? ORDER BY p.ts, d.seq LIMIT {int(batch_size)}",
-            (config.app, now - config.window_seconds),
-        )
-        if not rows:
-            return 0, 0
-        due = self._decode(tx, rows)
-        ids = [d.event_id for d in due]
-        outcomes = self._new_outcomes_of(tx, ids)
-        examples = [
-            join_decision(d, outcomes.get(d.event_id, []), config, joined_at=now) for d in due
-        ]
-        self._engine.insert_ignore(
-            tx, "examples", EXAMPLE_COLUMNS, [example_row(e) for e in examples]
-        )
-        hit("examples_written")
-        predicate, params = self._engine.any_of("event_id", ids)
-        tx.execute(f"DELETE FROM pending WHERE {predicate}", params)
-        hit("decisions_marked")
-        self._mark_outcomes(tx, [o for group in outcomes.values() for o in group], "joined")
-        hit("outcomes_marked")
-        return len(examples), sum(e.defaulted for e in examples)
-
-    def _rejoin_late(
-        self, tx: Tx, config: JoinConfig, now: float, batch_size: int, hit: Fault
-    ) -> tuple[int, int]:
-        rows = tx.query(
-            "SELECT DISTINCT o.event_id FROM outcomes o JOIN decisions d"
-            " ON d.event_id = o.event_id WHERE o.status = 'new' AND d.app = ?"
-            " AND d.seq <= (SELECT seq FROM join_cursor)"
-            " AND NOT EXISTS (SELECT 1 FROM pending p WHERE p.event_id = o.event_id)"
-            f" ORDER BY o.event_id LIMIT {int(batch_size)}",
-            (config.app,),
-        )
-        if not rows:
-            return 0, 0
-        ids = [r[0] for r in rows]
-        predicate, params = self._engine.any_of("event_id", ids)
-        decisions = self._decode(tx, tx.query(_DECISION_SELECT + f" WHERE {predicate}", params))
-        # One read gives every outcome to score and, by status, the new ones to mark late:
-        # two reads could disagree on an outcome committed between them.
-        every: dict[str, list[Outcome]] = defaultdict(list)
-        late: list[Outcome] = []
-        for row in tx.query(
-            "SELECT outcome_id, event_id, ts, signals, status FROM outcomes"
-            f" WHERE status IN ('joined', 'late', 'new') AND {predicate}",
-            params,
-        ):
-            received = outcome_from_row(row)
-            every[row[1]].append(received)
-            if row[4] == "new":
-                late.append(received)
-        revisions = dict(
-            tx.query(
-                "SELECT event_id, MAX(revision) FROM examples"
-                f" WHERE reward_spec = ? AND {predicate} GROUP BY event_id",
-                [config.reward.hash, *params],
-            )
-        )
-        examples = [
-            join_decision(
-                d,
-                every[d.event_id],
-                config,
-                joined_at=now,
-                revision=int(revisions[d.event_id]) + 1 if d.event_id in revisions else 0,
-                late=True,
-            )
-            for d in decisions
-        ]
-        tx.execute(
-            f"UPDATE examples SET is_current = 0 WHERE reward_spec = ? AND {predicate}",
-            [config.reward.hash, *params],
-        )
-        self._engine.insert_ignore(
-            tx, "examples", EXAMPLE_COLUMNS, [example_row(e) for e in examples]
-        )
-        hit("late_examples_written")
-        self._mark_outcomes(tx, late, "late")
-        return len(examples), len(late)
+        """One atomic step of the delayed-reward join (see :mod:`rlops.store.sql_join`)."""
+        return self._join.step(config, now=now, batch_size=batch_size, fault=fault, wait=wait)
 
     # ---------------------------------------------------------------- rescoring, export
 

@@ -28,6 +28,7 @@ import numpy as np
 from rlops.apps.defaults import join_configs
 from rlops.apps.spaces import app_rules, app_spaces
 from rlops.core.clock import ManualClock
+from rlops.core.ids import SeededEventIds
 from rlops.core.features import FeatureValue
 from rlops.core.records import Decision
 from rlops.exploration.explorer import ExplorationConfig
@@ -147,6 +148,7 @@ class SimulatedProduction:
             writer=self.writer,
             baseline=self.baseline,
             clock=self.clock,
+            event_ids=SeededEventIds(config.seed),
         )  # fmt: skip
         joins = [join_configs()[app]]
         self.joiner: JoinWorker | StreamJoinWorker

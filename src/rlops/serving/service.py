@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,6 +153,7 @@ class DecisionService:
         metrics: ServerMetrics | None = None,
         clock: Clock | None = None,
         monitor: DecisionMonitor | None = None,
+        event_ids: Callable[[float | None], str] = new_event_id,
     ) -> None:
         app_schema, app_catalog = app_spaces(config.app)
         self.config = config
@@ -169,6 +170,7 @@ class DecisionService:
         self.router = router
         self.writer = writer
         self.store = store
+        self._event_id = event_ids
         self.metrics = metrics if metrics is not None else ServerMetrics()
         self.monitor = monitor
         self.clock: Clock = clock if clock is not None else RealClock()
@@ -370,7 +372,7 @@ class DecisionService:
                 counts[name] = counts.get(name, 0) + 1
         for name, count in counts.items():
             self.metrics.feature_defaults.labels(self.app, name).inc(count)
-        event_ids = [new_event_id(now) for _ in range(n)]
+        event_ids = [self._event_id(now) for _ in range(n)]
         keys = request_ids if request_ids is not None else [None] * n
         uniforms = np.fromiter(
             (

@@ -132,6 +132,29 @@ def score(reward: RewardFunction, signals: Mapping[str, float]) -> RewardResult 
     return result
 
 
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """What a decision's outcomes add to its example: signals, reward and how it was got."""
+
+    signals: Mapping[str, float]
+    reward: float
+    components: Mapping[str, float]
+    defaulted: bool
+    n_outcomes: int
+
+
+def score_outcomes(decision_ts: float, outcomes: Sequence[Outcome], config: JoinConfig) -> Scored:
+    """Aggregate and score a decision's outcomes (those of one event id, any order)."""
+    if not outcomes:
+        return Scored({}, config.default_reward, {}, True, 0)
+    unique = ordered(outcomes)
+    signals = _aggregate(decision_ts, unique, config)
+    scored = score(config.reward, signals)
+    if scored is None:
+        return Scored(signals, config.default_reward, {}, True, len(unique))
+    return Scored(signals, scored.total, scored.components, False, len(unique))
+
+
 def join_decision(
     decision: Decision,
     outcomes: Sequence[Outcome],
@@ -154,21 +177,14 @@ def join_decision(
                 f"not {decision.event_id}",
                 field="event_id",
             )
-    unique = ordered(outcomes)
-    signals: dict[str, float] = {}
-    reward, components, defaulted = config.default_reward, {}, True
-    if unique:
-        signals = _aggregate(decision.ts, unique, config)
-        scored = score(config.reward, signals)
-        if scored is not None:
-            reward, components, defaulted = scored.total, scored.components, False
+    scored = score_outcomes(decision.ts, outcomes, config)
     return Example(
         event_id=decision.event_id,
         features=decision.features,
         action_ids=decision.action_ids,
         action_id=decision.action_id,
         propensity=decision.propensity,
-        reward=reward,
+        reward=scored.reward,
         reward_spec=config.reward.hash,
         late=late,
         app=decision.app,
@@ -178,10 +194,10 @@ def join_decision(
         policy_version=decision.policy_version,
         revision=revision,
         joined_at=joined_at,
-        n_outcomes=len(unique),
-        defaulted=defaulted,
-        signals=signals,
-        components=components,
+        n_outcomes=scored.n_outcomes,
+        defaulted=scored.defaulted,
+        signals=scored.signals,
+        components=scored.components,
     )
 
 

@@ -17,6 +17,7 @@ import orjson
 
 from rlops.core.errors import IntegrityError
 from rlops.core.records import Decision, Example, Outcome
+from rlops.rewards.join import Scored
 
 DECISION_COLUMNS = (
     "event_id",
@@ -159,6 +160,58 @@ def example_row(e: Example) -> tuple[Any, ...]:
         1 if e.defaulted else 0,
         1,
         dumps(e.to_json()),
+    )
+
+
+def joined_example_row(
+    row: Sequence[Any],
+    action_ids: tuple[str, ...],
+    scored: Scored,
+    *,
+    reward_spec: str,
+    joined_at: float,
+) -> tuple[Any, ...]:
+    """The first example row of a decision read back as ``row`` (:data:`DECISION_COLUMNS`).
+
+    What ``example_row(join_decision(decision_from_row(row), ...))`` writes, byte for byte,
+    without building either record: the features go into the body as the JSON text they
+    were stored as (an ``orjson.Fragment``) instead of being parsed and dumped again. On
+    the stream join that round trip and the two records were a fifth of a step's time.
+    """
+    features = row[6]
+    body = {
+        "event_id": row[0],
+        "features": orjson.Fragment(features) if isinstance(features, str) else features,
+        "action_ids": list(action_ids),
+        "action_id": row[8],
+        "propensity": float(row[9]),
+        "reward": scored.reward,
+        "reward_spec": reward_spec,
+        "late": False,
+        "app": row[2],
+        "ts": float(row[1]),
+        "unit_id": row[3],
+        "arm": row[4],
+        "policy_version": row[5],
+        "revision": 0,
+        "joined_at": joined_at,
+        "n_outcomes": scored.n_outcomes,
+        "defaulted": scored.defaulted,
+        "signals": dict(scored.signals),
+        "components": dict(scored.components),
+    }
+    return (
+        row[0],
+        reward_spec,
+        0,
+        row[2],
+        float(row[1]),
+        joined_at,
+        scored.reward,
+        0,
+        1 if scored.defaulted else 0,
+        1,
+        dumps(body),
     )
 
 

@@ -15,17 +15,18 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from rlops.core.errors import ValidationError
 from rlops.core.records import Decision, Outcome
-from rlops.rewards.join import JoinConfig, join_decision
+from rlops.rewards.join import JoinConfig, join_decision, score_outcomes
 from rlops.store.codec import (
     DECISION_COLUMNS,
     EXAMPLE_COLUMNS,
     example_row,
+    joined_example_row,
     outcome_from_row,
 )
 from rlops.store.engine import Engine, Tx
@@ -33,8 +34,12 @@ from rlops.store.log import Fault, JoinStepReport
 
 _DECISION_SELECT = "SELECT " + ", ".join(DECISION_COLUMNS) + " FROM decisions"
 _OUTCOME_SELECT = "SELECT outcome_id, event_id, ts, signals FROM outcomes"
+_ACTION_SET = DECISION_COLUMNS.index("action_set")
+_DEFAULTED = EXAMPLE_COLUMNS.index("defaulted")
 # Decision rows (as DECISION_COLUMNS) back to records, with the log's action-set cache.
 Decode = Callable[[Tx, Sequence[Sequence[Any]]], list[Decision]]
+# The action sets those rows name, by key.
+ActionSets = Callable[[Tx, Sequence[Sequence[Any]]], Mapping[int, tuple[str, ...]]]
 
 
 def _no_fault(point: str) -> None:
@@ -55,9 +60,10 @@ class _Due:
 class SqlJoin:
     """The join steps of one :class:`~rlops.store.sql_log.SqlDecisionLog`."""
 
-    def __init__(self, engine: Engine, decode: Decode) -> None:
+    def __init__(self, engine: Engine, decode: Decode, action_sets: ActionSets) -> None:
         self._engine = engine
         self._decode = decode
+        self._action_sets = action_sets
 
     def step(
         self,
@@ -202,16 +208,25 @@ class SqlJoin:
         rows = self._due_rows(tx, config, now, batch_size)
         if not rows:
             return None
-        due = self._decode(tx, rows)
-        outcomes = self._new_outcomes_of(tx, [d.event_id for d in due])
-        examples = [
-            join_decision(d, outcomes.get(d.event_id, []), config, joined_at=now) for d in due
+        sets = self._action_sets(tx, rows)
+        event_ids = [row[0] for row in rows]
+        outcomes = self._new_outcomes_of(tx, event_ids)
+        spec = config.reward.hash
+        example_rows = [
+            joined_example_row(
+                row,
+                sets[row[_ACTION_SET]],
+                score_outcomes(float(row[1]), outcomes.get(row[0], ()), config),
+                reward_spec=spec,
+                joined_at=now,
+            )
+            for row in rows
         ]
         return _Due(
-            [d.event_id for d in due],
+            event_ids,
             [o for group in outcomes.values() for o in group],
-            [example_row(e) for e in examples],
-            sum(e.defaulted for e in examples),
+            example_rows,
+            sum(r[_DEFAULTED] for r in example_rows),
         )
 
     def _prepare_due(self, config: JoinConfig, now: float, batch_size: int) -> _Due | None:

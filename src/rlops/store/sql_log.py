@@ -106,7 +106,7 @@ class SqlDecisionLog:
         # Action sets known to be committed in this database, by key: an append writes
         # a set only the first time this log meets it, and reads resolve keys from here.
         self._action_sets: dict[int, tuple[str, ...]] = {}
-        self._join = SqlJoin(engine, self._decode)
+        self._join = SqlJoin(engine, self._decode, self._action_sets_of)
 
     # ---------------------------------------------------------------- appends
 
@@ -167,6 +167,13 @@ class SqlDecisionLog:
 
     def _decode(self, tx: Tx, rows: Sequence[Sequence[Any]]) -> list[Decision]:
         """Decision rows (as :data:`DECISION_COLUMNS`, maybe more after) back to records."""
+        sets = self._action_sets_of(tx, rows)
+        return [decision_from_row(r, sets) for r in rows]
+
+    def _action_sets_of(
+        self, tx: Tx, rows: Sequence[Sequence[Any]]
+    ) -> Mapping[int, tuple[str, ...]]:
+        """Every action set the decision ``rows`` name, by key (cached; read if new)."""
         sets: Mapping[int, tuple[str, ...]] = self._action_sets
         unseen = set(map(_ACTION_SET, rows)).difference(sets)
         if unseen:
@@ -176,7 +183,7 @@ class SqlDecisionLog:
                 raise IntegrityError(f"decisions name unknown action sets {missing}")
             sets = {**sets, **found}
             self._remember(found)
-        return [decision_from_row(r, sets) for r in rows]
+        return sets
 
     def append_outcomes(self, outcomes: Sequence[Outcome]) -> AppendResult:
         _check_batch(outcomes, Outcome, "outcomes")

@@ -28,8 +28,8 @@ import numpy as np
 from rlops.apps.defaults import join_configs
 from rlops.apps.spaces import app_rules, app_spaces
 from rlops.core.clock import ManualClock
-from rlops.core.ids import SeededEventIds
 from rlops.core.features import FeatureValue
+from rlops.core.ids import SeededEventIds
 from rlops.core.records import Decision
 from rlops.exploration.explorer import ExplorationConfig
 from rlops.pipeline.join_worker import JoinWorker

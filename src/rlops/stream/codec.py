@@ -15,9 +15,9 @@ all raises :class:`UndecodableError` and goes there whole.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -41,6 +41,8 @@ _encoder = msgspec.msgpack.Encoder()
 _decisions = msgspec.msgpack.Decoder(DecisionWire)
 _outcomes = msgspec.msgpack.Decoder(OutcomeWire)
 _batch = msgspec.msgpack.Decoder(list[msgspec.Raw])  # each record decoded alone
+_decision_batch = msgspec.msgpack.Decoder(list[DecisionWire])
+_outcome_batch = msgspec.msgpack.Decoder(list[OutcomeWire])
 
 
 _PATH = re.compile(r"`\$\[(\d+)\]")
@@ -110,23 +112,38 @@ class Decoded:
 def decode_entry(fields: dict[bytes, bytes]) -> Decoded:
     """Every record of one entry, each validated alone: one bad record in a batch is
     refused (and dead-lettered) without holding back the good ones. An entry that is not
-    a record or a batch at all raises :class:`UndecodableError`."""
+    a record or a batch at all raises :class:`UndecodableError`.
+
+    A batch is first decoded whole, typed (one call into msgspec); only a batch holding
+    a malformed record is decoded again record by record, to refuse just that one.
+    """
     if len(fields) == 1 and (BATCH_DECISIONS in fields or BATCH_OUTCOMES in fields):
         many = BATCH_DECISIONS in fields
+        payload = fields[BATCH_DECISIONS if many else BATCH_OUTCOMES]
         try:
-            raws = _batch.decode(fields[BATCH_DECISIONS if many else BATCH_OUTCOMES])
+            if many:
+                return _each(_decision_batch.decode(payload), decision_of)
+            return _each(_outcome_batch.decode(payload), outcome_of)
+        except msgspec.DecodeError:
+            pass
+        try:
+            raws = _batch.decode(payload)
         except msgspec.DecodeError as error:
             raise UndecodableError(f"DecodeError: {error}", field="message") from None
-        one = _record_of_decision if many else _record_of_outcome
-        records: list[Decision | Outcome] = []
-        refused: list[tuple[int, str]] = []
-        for i, raw in enumerate(raws):
-            try:
-                records.append(one(raw))
-            except RlopsError as error:
-                refused.append((i, error.message))
-        return Decoded(records, refused)
+        return _each(raws, _record_of_decision if many else _record_of_outcome)
     return Decoded([decode(fields)], [])
+
+
+def _each(items: Sequence[Any], build: Callable[[Any], Decision | Outcome]) -> Decoded:
+    """``build`` each item; an item it refuses is set aside with the reason."""
+    records: list[Decision | Outcome] = []
+    refused: list[tuple[int, str]] = []
+    for i, item in enumerate(items):
+        try:
+            records.append(build(item))
+        except RlopsError as error:
+            refused.append((i, error.message))
+    return Decoded(records, refused)
 
 
 def decode(fields: dict[bytes, bytes]) -> Decision | Outcome:

@@ -86,7 +86,7 @@ class StreamJoinWorker:
         """Read a batch (or take ``batch``, already read), log it, acknowledge it, join."""
         if batch is None:
             batch = self.consumer.read(self.read_entries, block=block)
-        self._commit(batch)
+        self._commit(batch.decode())
         # Not waiting: while another worker joins, this one moves entries into the log.
         joined = self.joiner.run_once(wait=False).total  # no hooks there: they run below
         now = self.joiner.clock.now()
@@ -147,7 +147,9 @@ class Prefetch:
     """Reads the next batch while the current one is logged and joined.
 
     Redis replies and SQLite's work both release the GIL, so reading batch n + 1 overlaps
-    committing and joining batch n (measured: about a fifth more examples per second).
+    committing and joining batch n. The entries come raw: decoding them here held the GIL
+    while the worker's thread waited to get back from SQLite (its appends took five times
+    as long as alone); the worker decodes them instead.
     At most one batch waits here; its entries are pending in the group (delivered, not
     acknowledged) like those of the batch in hand, so a worker killed with one queued
     leaves it to be claimed like any other.
@@ -165,7 +167,7 @@ class Prefetch:
         item: Batch | BaseException
         while not self._stop.is_set():
             try:
-                item = self._consumer.read(self._count, block=True)
+                item = self._consumer.read(self._count, block=True, decode=False)
             except BaseException as error:  # handed to the worker's thread, raised there
                 item = error
             while not self._stop.is_set():

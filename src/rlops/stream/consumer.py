@@ -43,17 +43,41 @@ class DeadLetter:
 
 @dataclass(slots=True)
 class Batch:
-    """The records of one read, and the entry ids to acknowledge once they are logged."""
+    """The records of one read, and the entry ids to acknowledge once they are logged.
+
+    Entries are read raw and decoded by :meth:`decode`, so a reader thread can fetch the
+    next batch while the worker's thread decodes: decoding holds the GIL, and done on the
+    reader thread it kept the worker's SQLite calls waiting for it.
+    """
 
     decisions: list[Decision] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
     ids: dict[str, list[bytes]] = field(default_factory=dict)
     dead: list[DeadLetter] = field(default_factory=list)
     claimed: int = 0
+    raw: list[tuple[str, bytes, dict[bytes, bytes]]] = field(default_factory=list)
 
     @property
     def entries(self) -> int:
         return sum(len(ids) for ids in self.ids.values())
+
+    def decode(self) -> Batch:
+        """Decode the raw entries into records and dead letters (once; returns self)."""
+        for key, entry_id, fields in self.raw:
+            try:
+                decoded = decode_entry(fields)
+            except UndecodableError as error:
+                self.dead.append(DeadLetter(key, entry_id, dict(fields), error.message))
+                continue
+            for record in decoded.records:
+                if isinstance(record, Decision):
+                    self.decisions.append(record)
+                else:
+                    self.outcomes.append(record)
+            for index, why in decoded.refused:
+                self.dead.append(DeadLetter(key, entry_id, dict(fields), f"record {index}: {why}"))
+        self.raw = []
+        return self
 
 
 def _text(value: Any) -> str:
@@ -120,8 +144,10 @@ class RedisConsumer:
 
     # ------------------------------------------------------------------ reading
 
-    def read(self, count: int = 1000, *, block: bool = True) -> Batch:
-        """Up to about ``count`` entries: stale pending ones first, then new ones."""
+    def read(self, count: int = 1000, *, block: bool = True, decode: bool = True) -> Batch:
+        """Up to about ``count`` entries: stale pending ones first, then new ones.
+
+        With ``decode=False`` the entries stay raw until :meth:`Batch.decode`."""
         batch = Batch()
         now = time.monotonic()
         if now - self._last_claim >= min(1.0, self.config.claim_idle / 4):
@@ -131,7 +157,7 @@ class RedisConsumer:
             per_stream = max(1, math.ceil((count - batch.entries) / self.config.partitions))
             wait = self.block_ms if block and batch.entries == 0 else None
             self._retry(lambda: self._read_new(batch, per_stream, wait))
-        return batch
+        return batch.decode() if decode else batch
 
     def _claim(self, batch: Batch, count: int) -> None:
         idle_ms = int(self.config.claim_idle * 1000)
@@ -160,20 +186,8 @@ class RedisConsumer:
         ids = batch.ids.setdefault(key, [])
         for entry_id, fields in entries:
             ids.append(entry_id)
-            if not fields:  # the entry was trimmed or deleted while pending
-                continue
-            try:
-                decoded = decode_entry(fields)
-            except UndecodableError as error:
-                batch.dead.append(DeadLetter(key, entry_id, dict(fields), error.message))
-                continue
-            for record in decoded.records:
-                if isinstance(record, Decision):
-                    batch.decisions.append(record)
-                else:
-                    batch.outcomes.append(record)
-            for index, why in decoded.refused:
-                batch.dead.append(DeadLetter(key, entry_id, dict(fields), f"record {index}: {why}"))
+            if fields:  # empty: the entry was trimmed or deleted while pending
+                batch.raw.append((key, entry_id, fields))
 
     # ------------------------------------------------------------------ acknowledging
 

@@ -101,7 +101,10 @@ class SqlJoin:
         with engine.write() as tx:
             engine.lock_join(tx)
             released = tx.execute(
-                "UPDATE outcomes SET status = 'new' WHERE status = 'quarantined' AND EXISTS"
+                # status <> 'joined' lets SQLite use the partial index outcomes_open (else: a scan
+                # of every outcome, each step).
+                "UPDATE outcomes SET status = 'new' WHERE status <> 'joined'"
+                " AND status = 'quarantined' AND EXISTS"
                 " (SELECT 1 FROM decisions d WHERE d.event_id = outcomes.event_id)"
             )
             quarantined = self._classify(tx)

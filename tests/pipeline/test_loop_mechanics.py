@@ -157,7 +157,46 @@ def test_a_failed_retraining_is_journaled_and_leaves_the_snapshot_mark(
     assert events[1].reason == "12 pricing examples; retraining needs 50"
     state = loop.state
     assert state.trained_through is None and state.cycles == 1 and state.last_run_at == T0
-    assert state.canary is None
+    assert state.canary is None and state.failures == 1
+    assert events[1].details == {"failures": 1, "retry_in_seconds": 600.0}
+
+
+def test_failed_retrainings_back_off_doubling_and_a_run_resets_it(
+    tmp_path: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = LoopConfig(app="pricing", min_new_examples=1, retry_seconds=100.0)
+    loop, log, clock, calls = counting_loop(tmp_path, registry, config, monkeypatch)
+    outcomes: list[Exception | None] = [ValidationError("too few", field="examples")] * 2
+    outcomes += [RuntimeError("learner crashed"), None]
+
+    def flaky(config: LoopConfig, log_: Any, registry_: Any, **kw: Any) -> FailedCandidate:
+        error = outcomes.pop(0)
+        calls.append(kw["trained_through"])
+        if error is not None:
+            raise error
+        return FailedCandidate("v-bad", max(log.joined), FailedGate())
+
+    monkeypatch.setattr(loop_module, "retrain", flaky)
+    log.joined.append(T0)
+    kinds = []
+    # Fails at 0; waits 100 s; fails at 100; waits 200 s; crashes at 300; waits 400 s.
+    for t in (0, 50, 99, 100, 250, 299, 300, 699, 700):
+        clock.set(T0 + t)
+        kinds.append((t, [e.kind for e in loop.step()]))
+    tried = [t for t, k in kinds if k]
+    assert tried == [0, 100, 300, 700]
+    assert kinds[-1][1] == ["triggered", "gate_failed"]  # it ran: the back-off is over
+    crash = [e for e in loop.events() if e.kind == "retrain_failed"][-1]
+    assert crash.reason == "RuntimeError: learner crashed"
+    assert crash.details == {"failures": 3, "retry_in_seconds": 400.0}
+    assert loop.state.failures == 0 and len(calls) == 4
+    assert LoopConfig(app="pricing").retry_after(50) == 600.0 * 64  # capped
+
+
+def test_the_retry_interval_is_checked() -> None:
+    with pytest.raises(ValidationError) as caught:
+        LoopConfig(app="pricing", retry_seconds=0.0)
+    assert caught.value.field == "retry_seconds"
 
 
 # -- the experiment file ----------------------------------------------------------------------

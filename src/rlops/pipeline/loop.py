@@ -105,6 +105,13 @@ class RetrainingLoop:
         now = self.clock.now()
         if state.canary is not None:
             return self._review(state, now)
+        last = state.last_run_at
+        if (
+            state.failures
+            and last is not None
+            and now - last < self.config.retry_after(state.failures)
+        ):
+            return []  # backing off after a failed retraining
         new = self.new_examples(state)
         due = new >= self.config.min_new_examples
         schedule = self.config.schedule_seconds
@@ -137,15 +144,28 @@ class RetrainingLoop:
                 now=now,
                 trained_through=state.trained_through,
             )
-        except RlopsError as error:
-            events.append(self._record(now, "retrain_failed", None, error.message, {}))
-            self.files.save(replace(state, last_run_at=now, cycles=state.cycles + 1))
+        except Exception as error:  # a learner's crash too: journaled, then backed off
+            if isinstance(error, RlopsError):
+                why = error.message
+            else:
+                log.exception("retraining failed")
+                why = f"{type(error).__name__}: {error}"
+            failures = state.failures + 1
+            details: dict[str, object] = {
+                "failures": failures,
+                "retry_in_seconds": c.retry_after(failures),
+            }
+            events.append(self._record(now, "retrain_failed", None, why, details))
+            self.files.save(
+                replace(state, last_run_at=now, cycles=state.cycles + 1, failures=failures)
+            )
             return events
         state = replace(
             state,
             trained_through=candidate.trained_through,
             last_run_at=now,
             cycles=state.cycles + 1,
+            failures=0,
         )
         summary = candidate.summary()
         if not candidate.gate.passed:

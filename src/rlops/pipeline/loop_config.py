@@ -100,6 +100,7 @@ class LoopConfig:
     schedule_seconds: float | None = None
     history_seconds: float | None = None
     holdout_fraction: float = 0.2
+    retry_seconds: float = 600.0
     seed: int = 0
     engine: Engine = "local"
     thresholds: Path | None = None
@@ -126,6 +127,14 @@ class LoopConfig:
             _positive(self.schedule_seconds, "schedule_seconds")
         if self.history_seconds is not None:
             _positive(self.history_seconds, "history_seconds")
+        _positive(self.retry_seconds, "retry_seconds")
+
+    def retry_after(self, failures: int) -> float:
+        """Seconds to wait after ``failures`` retrainings in a row failed: ``retry_seconds``,
+        doubling with each further failure, at most 64 times as long. A failure (too few
+        examples, a learner error) usually persists for a while; retrying at every step
+        would fill the journal and the snapshot folder with the same error."""
+        return self.retry_seconds * 2.0 ** min(max(failures - 1, 0), 6)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LoopConfig:

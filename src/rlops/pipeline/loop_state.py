@@ -39,12 +39,14 @@ class CanaryRun:
 
 @dataclass(frozen=True, slots=True)
 class LoopState:
-    """``trained_through``: the newest ``joined_at`` a training snapshot included."""
+    """``trained_through``: the newest ``joined_at`` a training snapshot included;
+    ``failures``: retrainings that failed in a row since the last one that ran."""
 
     trained_through: float | None = None
     last_run_at: float | None = None
     cycles: int = 0
     canary: CanaryRun | None = None
+    failures: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +54,7 @@ class LoopState:
             "last_run_at": self.last_run_at,
             "cycles": self.cycles,
             "canary": None if self.canary is None else self.canary.to_json(),
+            "failures": self.failures,
         }
 
     @classmethod
@@ -62,6 +65,7 @@ class LoopState:
             last_run_at=data.get("last_run_at"),
             cycles=int(data.get("cycles", 0)),
             canary=None if canary is None else CanaryRun(**canary),
+            failures=int(data.get("failures", 0)),
         )
 
     def with_canary(self, canary: CanaryRun | None) -> LoopState:

@@ -178,21 +178,21 @@ def joined_example_row(
     were stored as (an ``orjson.Fragment``) instead of being parsed and dumped again. On
     the stream join that round trip and the two records were a fifth of a step's time.
     """
-    features = row[6]
+    event_id, ts, app, unit_id, arm, version, features, _, action_id, propensity = row[:10]
     body = {
-        "event_id": row[0],
+        "event_id": event_id,
         "features": orjson.Fragment(features) if isinstance(features, str) else features,
         "action_ids": list(action_ids),
-        "action_id": row[8],
-        "propensity": float(row[9]),
+        "action_id": action_id,
+        "propensity": float(propensity),
         "reward": scored.reward,
         "reward_spec": reward_spec,
         "late": False,
-        "app": row[2],
-        "ts": float(row[1]),
-        "unit_id": row[3],
-        "arm": row[4],
-        "policy_version": row[5],
+        "app": app,
+        "ts": float(ts),
+        "unit_id": unit_id,
+        "arm": arm,
+        "policy_version": version,
         "revision": 0,
         "joined_at": joined_at,
         "n_outcomes": scored.n_outcomes,
@@ -200,19 +200,9 @@ def joined_example_row(
         "signals": dict(scored.signals),
         "components": dict(scored.components),
     }
-    return (
-        row[0],
-        reward_spec,
-        0,
-        row[2],
-        float(row[1]),
-        joined_at,
-        scored.reward,
-        0,
-        1 if scored.defaulted else 0,
-        1,
-        dumps(body),
-    )
+    defaulted = 1 if scored.defaulted else 0
+    return (event_id, reward_spec, 0, app, float(ts), joined_at, scored.reward, 0, defaulted, 1,
+            dumps(body))  # fmt: skip
 
 
 def example_from_body(body: Any) -> Example:

@@ -311,6 +311,9 @@ def test_a_firing_alert_rolls_the_canary_back_at_once(
     assert event.kind == "rolled_back" and "rlops_abandonment_high" in event.reason
     assert canary_share(tmp_path / "experiment.json") == 0.0
     assert registry.require_alias("pricing", "production").version == rules
+    # The canary alias no longer names the rejected policy: it serves production's.
+    assert registry.require_alias("pricing", "canary").version == rules
+    assert loop.state.canary is None and loop.step() == []  # the next step does not end it
 
 
 def test_moving_the_canary_alias_by_hand_ends_the_run(

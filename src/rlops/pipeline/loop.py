@@ -292,9 +292,24 @@ class RetrainingLoop:
     def _roll_back(
         self, state: LoopState, run: CanaryRun, review: CanaryReview, now: float
     ) -> list[LoopEvent]:
+        """Take the canary's traffic away, then point its alias back at production, so no
+        server keeps the rejected policy loaded and no later share change serves it."""
         self._set_canary(0.0)
+        c = self.config
+        details = review.details()
+        try:
+            production = self.registry.require_alias(c.policy_name, PRODUCTION).version
+            self.registry.promote(
+                c.policy_name,
+                production,
+                alias=c.canary.alias,
+                actor="rlops loop",
+                reason=f"canary {run.version} rolled back",
+            )
+        except RlopsError as error:  # the traffic is already back; say what was left
+            details["canary_alias"] = f"left on {run.version}: {error.message}"
         self.files.save(state.with_canary(None))
-        return [self._record(now, "rolled_back", run.version, review.reason, review.details())]
+        return [self._record(now, "rolled_back", run.version, review.reason, details)]
 
     # -- helpers ---------------------------------------------------------------------------
 

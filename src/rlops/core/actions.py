@@ -79,6 +79,11 @@ class ActionCatalog:
     archive: tuple[Action, ...] = ()
     history: tuple[tuple[str, tuple[str, ...]], ...] = ()
     version: str = field(default="", compare=False)
+    # Built once: the rule engines look actions up by feature value on every batch.
+    _ids: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    _matrix: npt.NDArray[np.float32] = field(
+        default_factory=lambda: np.zeros((0, 0), np.float32), compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         if not self.actions:
@@ -108,6 +113,9 @@ class ActionCatalog:
         object.__setattr__(self, "feature_names", names)
         object.__setattr__(self, "archive", tuple(sorted(archive.values(), key=lambda a: a.id)))
         object.__setattr__(self, "version", _version_of(names, self.actions))
+        object.__setattr__(self, "_ids", tuple(a.id for a in self.actions))
+        matrix = np.array([a.features for a in self.actions], dtype=np.float32)
+        object.__setattr__(self, "_matrix", matrix.reshape(len(self.actions), len(names)))
 
     @classmethod
     def of(cls, actions: Iterable[Action], feature_names: Sequence[str] = ()) -> ActionCatalog:
@@ -115,7 +123,7 @@ class ActionCatalog:
 
     @property
     def ids(self) -> tuple[str, ...]:
-        return tuple(a.id for a in self.actions)
+        return self._ids
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -130,10 +138,8 @@ class ActionCatalog:
         raise NotFoundError(f"no action {action_id!r} in catalog {self.version}", field="action_id")
 
     def feature_matrix(self) -> npt.NDArray[np.float32]:
-        """Action features as a ``(k, m)`` float32 array in catalog order."""
-        return np.array([a.features for a in self.actions], dtype=np.float32).reshape(
-            len(self.actions), len(self.feature_names)
-        )
+        """Action features as a ``(k, m)`` float32 array in catalog order (a copy)."""
+        return self._matrix.copy()
 
     def _successor(self, actions: tuple[Action, ...]) -> ActionCatalog:
         history = (*self.history, (self.version, self.ids))

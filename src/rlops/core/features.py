@@ -160,6 +160,8 @@ class FeatureSchema:
     version: str = field(default="", compare=False)
     _index: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
     _offsets: tuple[int, ...] = field(default=(), compare=False, repr=False)
+    # Built once: the serving path and the rule engines ask for columns on every batch.
+    _columns: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         features = tuple(self.features)
@@ -175,6 +177,7 @@ class FeatureSchema:
         object.__setattr__(self, "features", features)
         object.__setattr__(self, "_index", {n: i for i, n in enumerate(names)})
         object.__setattr__(self, "_offsets", tuple(offsets))
+        object.__setattr__(self, "_columns", tuple(c for f in features for c in f.columns))
         object.__setattr__(self, "version", content_hash([f.to_json() for f in features]))
 
     @classmethod
@@ -188,7 +191,7 @@ class FeatureSchema:
     @property
     def columns(self) -> tuple[str, ...]:
         """Names of the vector's columns (categories expanded)."""
-        return tuple(c for f in self.features for c in f.columns)
+        return self._columns
 
     @property
     def dim(self) -> int:

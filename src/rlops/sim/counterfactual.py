@@ -31,7 +31,7 @@ from rlops.sim.advisor_core import ADVISOR_ACTIONS, TRAILING_DAYS, AdvisorConfig
 from rlops.sim.baselines import Policy, act
 from rlops.sim.market_data import MarketSpec, build_market
 from rlops.sim.pricing_core import PRICING_ACTIONS, PricingConfig, PricingCore
-from rlops.sim.rollout import generators
+from rlops.sim.rollout import generators, windows_closed
 from rlops.sim.vector_reward import vector_reward
 
 FloatArray = npt.NDArray[np.float64]
@@ -89,13 +89,7 @@ def pricing_one_step_value(
     """Per visit, over ``windows`` clearance windows of a run of ``logging``."""
     world, sampler = generators(seed)
     core = PricingCore(config, world)
-    closed = np.zeros(config.n_products, dtype=np.int64)
-
-    def done(step: Any) -> bool:
-        nonlocal closed
-        closed = closed + step.window_end
-        return bool(closed.min() >= windows)
-
+    done = windows_closed(config.n_products, windows)
     shared = {id(config): config, id(catalog): catalog}
     return _value(
         iter(range(max_steps)), core, target, logging, catalog, pricing_reward, sampler,

@@ -7,7 +7,7 @@ seed, so two policies run on one seed meet the same customers, users and markets
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,15 +55,26 @@ def pricing_run(
     """Steps until every product has closed ``windows`` clearance windows (or ``max_steps``)."""
     world, sampler = generators(seed)
     core = PricingCore(config, world)
-    closed = np.zeros(config.n_products, dtype=np.int64)
+    done = windows_closed(config.n_products, windows)
     for _ in range(max_steps):
         features = core.observe()
         index, propensity = act(policy, features, catalog, sampler)
         result = core.step(index)
         yield Transition(features, index, propensity, pricing=result)
-        closed += result.window_end
-        if closed.min() >= windows:
+        if done(result):
             return
+
+
+def windows_closed(n_products: int, windows: int) -> Callable[[PricingStep], bool]:
+    """A check, fed every step, that is true once each product closed ``windows``
+    clearance windows: where a pricing run of whole windows ends."""
+    closed = np.zeros(n_products, dtype=np.int64)
+
+    def done(step: PricingStep) -> bool:
+        closed[:] += step.window_end
+        return bool(closed.min() >= windows)
+
+    return done
 
 
 def advisor_run(

@@ -25,6 +25,7 @@ from rlops.rewards.join import JoinConfig, join_decision, score_outcomes
 from rlops.store.codec import (
     DECISION_COLUMNS,
     EXAMPLE_COLUMNS,
+    decision_from_row,
     example_row,
     joined_example_row,
     outcome_from_row,
@@ -36,9 +37,7 @@ _DECISION_SELECT = "SELECT " + ", ".join(DECISION_COLUMNS) + " FROM decisions"
 _OUTCOME_SELECT = "SELECT outcome_id, event_id, ts, signals FROM outcomes"
 _ACTION_SET = DECISION_COLUMNS.index("action_set")
 _DEFAULTED = EXAMPLE_COLUMNS.index("defaulted")
-# Decision rows (as DECISION_COLUMNS) back to records, with the log's action-set cache.
-Decode = Callable[[Tx, Sequence[Sequence[Any]]], list[Decision]]
-# The action sets those rows name, by key.
+# The action sets decision rows (as DECISION_COLUMNS) name, by key: the log's cache.
 ActionSets = Callable[[Tx, Sequence[Sequence[Any]]], Mapping[int, tuple[str, ...]]]
 
 
@@ -60,10 +59,13 @@ class _Due:
 class SqlJoin:
     """The join steps of one :class:`~rlops.store.sql_log.SqlDecisionLog`."""
 
-    def __init__(self, engine: Engine, decode: Decode, action_sets: ActionSets) -> None:
+    def __init__(self, engine: Engine, action_sets: ActionSets) -> None:
         self._engine = engine
-        self._decode = decode
         self._action_sets = action_sets
+
+    def _decode(self, tx: Tx, rows: Sequence[Sequence[Any]]) -> list[Decision]:
+        sets = self._action_sets(tx, rows)
+        return [decision_from_row(r, sets) for r in rows]
 
     def step(
         self,

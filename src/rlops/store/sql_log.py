@@ -106,7 +106,7 @@ class SqlDecisionLog:
         # Action sets known to be committed in this database, by key: an append writes
         # a set only the first time this log meets it, and reads resolve keys from here.
         self._action_sets: dict[int, tuple[str, ...]] = {}
-        self._join = SqlJoin(engine, self._decode, self._action_sets_of)
+        self._join = SqlJoin(engine, self._action_sets_of)
 
     # ---------------------------------------------------------------- appends
 
